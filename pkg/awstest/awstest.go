@@ -1,0 +1,198 @@
+// Package awstest runs the AWS emulator (moto_server) for integration tests
+// and hands out SDK configurations that talk to it over real HTTP on
+// 127.0.0.1.
+//
+// One emulator serves a whole test binary: call Main from TestMain, then
+// Config from each test that needs AWS.
+//
+//	func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
+//
+// When moto_server is not installed the tests that need it are skipped with a
+// clear message, except when CI=true or REQUIRE_EMULATOR=1: then they fail, so
+// a CI machine without the emulator can never pass by running nothing.
+package awstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Region is the region every emulator resource lives in.
+const Region = "us-east-1"
+
+// emulator is the moto_server process of this test binary. It is written
+// once by Main before any test runs and only read afterwards.
+var emulator struct {
+	endpoint string // http://127.0.0.1:port, empty when not running
+	reason   string // why it is not running
+}
+
+// Main starts moto_server, runs the tests and stops the server. It returns
+// the exit code for os.Exit.
+func Main(m *testing.M) int {
+	stop, err := start()
+	if err != nil {
+		emulator.reason = err.Error()
+	}
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	return code
+}
+
+// Required reports whether a missing emulator must fail the tests rather
+// than skip them.
+func Required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("REQUIRE_EMULATOR") == "1"
+}
+
+// Endpoint returns the emulator's base URL, skipping or failing t when the
+// emulator is not running.
+func Endpoint(t testing.TB) string {
+	t.Helper()
+	if emulator.endpoint != "" {
+		return emulator.endpoint
+	}
+	reason := emulator.reason
+	if reason == "" {
+		reason = "awstest.Main was not called from TestMain"
+	}
+	if Required() {
+		t.Fatalf("AWS emulator required (CI=true or REQUIRE_EMULATOR=1) but unavailable: %s", reason)
+	}
+	t.Skipf("AWS emulator unavailable, skipping integration test: %s (install with: pip install \"moto[server]\")", reason)
+	return ""
+}
+
+// Config returns an SDK configuration pointed at the emulator, loaded the
+// same way the functions load theirs.
+func Config(t testing.TB) aws.Config {
+	t.Helper()
+	endpoint := Endpoint(t)
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(Region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		config.WithBaseEndpoint(endpoint),
+	)
+	if err != nil {
+		t.Fatalf("load AWS config for emulator: %v", err)
+	}
+	return cfg
+}
+
+// Env returns the environment a child process (a Lambda binary, a local
+// server) needs to talk to the emulator through the standard SDK settings.
+func Env(t testing.TB) []string {
+	t.Helper()
+	endpoint := Endpoint(t)
+	return []string{
+		"AWS_ENDPOINT_URL=" + endpoint,
+		"AWS_REGION=" + Region,
+		"AWS_ACCESS_KEY_ID=testing",
+		"AWS_SECRET_ACCESS_KEY=testing",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Name returns a resource name unique to this run, safe for tables, buckets
+// and secrets: lowercase letters, digits and dashes.
+func Name(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("random name: %v", err)
+	}
+	return strings.ToLower(prefix) + "-" + hex.EncodeToString(b[:])
+}
+
+func start() (stop func(), err error) {
+	bin := os.Getenv("MOTO_SERVER")
+	if bin == "" {
+		bin = "moto_server"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return nil, fmt.Errorf("%s not found on PATH", bin)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", port)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logFile, err := os.CreateTemp("", "moto-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("moto log file: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	stop = func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		logFile.Close()
+		os.Remove(logFile.Name())
+	}
+	endpoint := "http://127.0.0.1:" + port
+	if err := waitReady(endpoint, 60*time.Second); err != nil {
+		stop()
+		return nil, fmt.Errorf("moto_server did not become ready: %w", err)
+	}
+	emulator.endpoint = endpoint
+	return stop, nil
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
+}
+
+func waitReady(endpoint string, limit time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(limit)
+	var last error = errors.New("no answer")
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(endpoint + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("status %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return last
+}
