@@ -1,0 +1,79 @@
+package appconfig
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{EnvLinksTable: "links"}), EnvLinksTable)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.KlaviBaseURL != DefaultKlaviBaseURL {
+		t.Errorf("KlaviBaseURL = %q, want %q", c.KlaviBaseURL, DefaultKlaviBaseURL)
+	}
+	if diff := cmp.Diff([]string{"all"}, c.ReportProducts); diff != "" {
+		t.Errorf("ReportProducts (-want +got):\n%s", diff)
+	}
+	if !c.AutoRequestReports {
+		t.Errorf("AutoRequestReports = false, want true by default")
+	}
+	if c.SignatureTolerance != 5*time.Minute || c.ReconcileAfter != 15*time.Minute {
+		t.Errorf("durations = %v, %v; want 5m, 15m", c.SignatureTolerance, c.ReconcileAfter)
+	}
+	if c.SourceIPs.Enabled() {
+		t.Errorf("source allow list enabled without KLAVI_SOURCE_IPS")
+	}
+}
+
+func TestLoadValues(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		EnvKlaviBaseURL:         "https://api.klavi.ai",
+		EnvReportProducts:       " pf_checking_account, pf_credit_card ,",
+		EnvAutoRequestReports:   "false",
+		EnvAllowedRedirectHosts: "app.example.com,*.example.org",
+		EnvKlaviSourceIPs:       "18.230.43.17/32",
+		EnvSignatureTolerance:   "2m",
+	}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if diff := cmp.Diff([]string{"pf_checking_account", "pf_credit_card"}, c.ReportProducts); diff != "" {
+		t.Errorf("ReportProducts (-want +got):\n%s", diff)
+	}
+	if c.AutoRequestReports {
+		t.Errorf("AutoRequestReports = true, want false")
+	}
+	if diff := cmp.Diff([]string{"app.example.com", "*.example.org"}, c.AllowedRedirectHosts); diff != "" {
+		t.Errorf("AllowedRedirectHosts (-want +got):\n%s", diff)
+	}
+	if !c.SourceIPs.Enabled() || c.SignatureTolerance != 2*time.Minute {
+		t.Errorf("SourceIPs enabled = %v, tolerance = %v", c.SourceIPs.Enabled(), c.SignatureTolerance)
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		EnvKlaviBaseURL:       "not a url",
+		EnvAutoRequestReports: "maybe",
+		EnvKlaviSourceIPs:     "300.1.1.1",
+		EnvSignatureTolerance: "five minutes",
+		EnvReportWebhookURL:   "/relative",
+	}), EnvLinksTable, EnvReportsBucket)
+	if err == nil {
+		t.Fatal("Load succeeded, want error")
+	}
+	for _, want := range []string{EnvLinksTable, EnvReportsBucket, EnvKlaviBaseURL, EnvAutoRequestReports, EnvKlaviSourceIPs, EnvSignatureTolerance, EnvReportWebhookURL} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
