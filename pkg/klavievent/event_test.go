@@ -1,0 +1,357 @@
+package klavievent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Tax ids from Klavi's sandbox examples. They appear in test bodies so the
+// tests can assert that no error repeats them.
+const (
+	testCPF  = "25872252137"
+	testCNPJ = "11222333000181"
+)
+
+// linkCreatedExample is the link_created example of Klavi's docs.
+const linkCreatedExample = `[{
+  "partnerAppId": "12345678",
+  "eventId": "1495468585434-0e73d1719173766fe4dfe1a8",
+  "eventType": "api",
+  "eventName": "link_created",
+  "eventTime": "2022-06-25T20:08:17.848Z",
+  "payload": { "personalTaxId": "25872252137", "businessTaxId": "", "linkId": "4437b139-8a16-11ee-b636-487b6bad036a" },
+  "externalInfo": { "myTraceId": "yourTraceId-1", "myUUID": "yourUUID-1" }
+}]`
+
+func TestParse(t *testing.T) {
+	exampleTime := time.Date(2022, 6, 25, 20, 8, 17, 848_000_000, time.UTC)
+	example := Event{
+		PartnerAppID: "12345678",
+		EventID:      "1495468585434-0e73d1719173766fe4dfe1a8",
+		EventType:    "api",
+		EventName:    "link_created",
+		EventTime:    exampleTime,
+		RawEventTime: "2022-06-25T20:08:17.848Z",
+		Payload:      json.RawMessage(`{ "personalTaxId": "25872252137", "businessTaxId": "", "linkId": "4437b139-8a16-11ee-b636-487b6bad036a" }`),
+		ExternalInfo: json.RawMessage(`{ "myTraceId": "yourTraceId-1", "myUUID": "yourUUID-1" }`),
+	}
+	tests := []struct {
+		name    string
+		body    string
+		want    []Event
+		wantErr error
+	}{
+		{
+			name: "docs link_created array",
+			body: linkCreatedExample,
+			want: []Event{example},
+		},
+		{
+			name: "single object",
+			body: `{"eventId":"e1","eventType":"api","eventName":"consent_authorised","eventTime":"2022-06-25T20:08:17Z","payload":{"linkId":"l1"}}`,
+			want: []Event{{
+				EventID: "e1", EventType: "api", EventName: "consent_authorised",
+				EventTime:    time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC),
+				RawEventTime: "2022-06-25T20:08:17Z",
+				Payload:      json.RawMessage(`{"linkId":"l1"}`),
+			}},
+		},
+		{
+			name: "whitespace before array",
+			body: " \r\n\t [{\"eventId\":\"e1\"}] \n",
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "byte order mark",
+			body: "\xef\xbb\xbf{\"eventId\":\"e1\"}",
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "several events keep order",
+			body: `[{"eventId":"e1"},{"eventId":"e2"},{"eventId":"e3"}]`,
+			want: []Event{{EventID: "e1"}, {EventID: "e2"}, {EventID: "e3"}},
+		},
+		{
+			name: "eventID casing",
+			body: `{"eventID":"e1"}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "eventid lower case",
+			body: `{"eventid":"e1"}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "eventId and eventID agree",
+			body: `{"eventId":"e1","eventID":"e1"}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "empty eventId spelling ignored",
+			body: `{"eventId":"","eventID":"e1"}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "numeric eventId keeps its digits",
+			body: `{"eventId":123456789012345678901234567890}`,
+			want: []Event{{EventID: "123456789012345678901234567890"}},
+		},
+		{
+			name: "eventId trimmed",
+			body: `{"eventId":"  e1 "}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "eventName lower-cased and trimmed",
+			body: `{"eventId":"e1","eventName":"  Consent_AUTHORISED "}`,
+			want: []Event{{EventID: "e1", EventName: "consent_authorised"}},
+		},
+		{
+			name: "unknown fields and null payload ignored",
+			body: `{"eventId":"e1","somethingNew":{"a":[1,2]},"payload":null,"externalInfo":null}`,
+			want: []Event{{EventID: "e1"}},
+		},
+		{
+			name: "non-string envelope fields read leniently",
+			body: `{"eventId":"e1","eventName":7,"eventType":{"x":1},"partnerAppId":12345678,"eventTime":true}`,
+			want: []Event{{EventID: "e1", EventName: "7", PartnerAppID: "12345678"}},
+		},
+		{
+			name:    "eventId and eventID differ",
+			body:    `{"eventId":"e1","eventID":"e2","payload":{"personalTaxId":"` + testCPF + `"}}`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "duplicate eventId keys differ",
+			body:    `{"eventId":"e1","eventId":"e2"}`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "eventId is an object",
+			body:    `{"eventId":{"id":"` + testCPF + `"}}`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "missing eventId",
+			body:    `{"eventName":"link_created","payload":{"personalTaxId":"` + testCPF + `"}}`,
+			wantErr: ErrMissingEventID,
+		},
+		{
+			name:    "null eventId",
+			body:    `{"eventId":null}`,
+			wantErr: ErrMissingEventID,
+		},
+		{
+			name:    "blank eventId",
+			body:    `{"eventId":"   "}`,
+			wantErr: ErrMissingEventID,
+		},
+		{
+			name:    "empty object",
+			body:    `{}`,
+			wantErr: ErrMissingEventID,
+		},
+		{
+			name:    "one event of several without id rejects the body",
+			body:    `[{"eventId":"e1"},{"eventName":"consent_revoked","payload":{"businessTaxId":"` + testCNPJ + `"}}]`,
+			wantErr: ErrMissingEventID,
+		},
+		{
+			name:    "empty body",
+			body:    ``,
+			wantErr: ErrEmpty,
+		},
+		{
+			name:    "whitespace body",
+			body:    " \n\t",
+			wantErr: ErrEmpty,
+		},
+		{
+			name:    "empty array",
+			body:    ` [ ] `,
+			wantErr: ErrEmpty,
+		},
+		{
+			name:    "null",
+			body:    `null`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "string",
+			body:    `"` + testCPF + `"`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "number",
+			body:    `42`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "array of strings",
+			body:    `["` + testCPF + `"]`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "array with null element",
+			body:    `[{"eventId":"e1"},null]`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "nested array element",
+			body:    `[[{"eventId":"e1"}]]`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "invalid JSON",
+			body:    `{"eventId":"e1","payload":{"personalTaxId":"` + testCPF + `"`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "trailing data",
+			body:    `{"eventId":"e1"} {"eventId":"e2"}`,
+			wantErr: ErrMalformed,
+		},
+		{
+			name:    "too many events",
+			body:    eventsBody(MaxEvents + 1),
+			wantErr: ErrTooManyEvents,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse([]byte(tc.body))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Parse() error = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				assertNoTaxID(t, err)
+				if got != nil {
+					t.Errorf("Parse() = %v with error, want nil", got)
+				}
+				return
+			}
+			if diff := cmp.Diff(got, tc.want); diff != "" {
+				t.Errorf("Parse() mismatch (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseMaxEvents(t *testing.T) {
+	got, err := Parse([]byte(eventsBody(MaxEvents)))
+	if err != nil {
+		t.Fatalf("Parse(%d events) error = %v, want nil", MaxEvents, err)
+	}
+	if len(got) != MaxEvents {
+		t.Errorf("Parse(%d events) returned %d events, want %d", MaxEvents, len(got), MaxEvents)
+	}
+}
+
+func TestParseEventTime(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want time.Time
+	}{
+		{"2022-06-25T20:08:17.848Z", time.Date(2022, 6, 25, 20, 8, 17, 848_000_000, time.UTC)},
+		{"2022-06-25T20:08:17Z", time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC)},
+		{"2019-12-23T06:10:43", time.Date(2019, 12, 23, 6, 10, 43, 0, time.UTC)},
+		{"2019-12-23T06:10:43.5", time.Date(2019, 12, 23, 6, 10, 43, 500_000_000, time.UTC)},
+		{"2022-06-25T23:08:17.848+03:00", time.Date(2022, 6, 25, 20, 8, 17, 848_000_000, time.UTC)},
+		{"2022-06-25T17:08:17-03:00", time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC)},
+		{"2022-06-25T17:08:17-0300", time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC)},
+		{"2022-06-25 20:08:17", time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC)},
+		{" 2022-06-25T20:08:17Z ", time.Date(2022, 6, 25, 20, 8, 17, 0, time.UTC)},
+		{"", time.Time{}},
+		{"yesterday", time.Time{}},
+		{"2022-13-25T20:08:17Z", time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.raw, func(t *testing.T) {
+			body := fmt.Sprintf(`{"eventId":"e1","eventTime":%q}`, tc.raw)
+			events, err := Parse([]byte(body))
+			if err != nil {
+				t.Fatalf("Parse() error = %v, want nil", err)
+			}
+			got := events[0].EventTime
+			if !got.Equal(tc.want) {
+				t.Errorf("EventTime = %v, want %v", got, tc.want)
+			}
+			if got.Location() != time.UTC {
+				t.Errorf("EventTime location = %v, want UTC", got.Location())
+			}
+			if want := strings.TrimSpace(tc.raw); events[0].RawEventTime != want {
+				t.Errorf("RawEventTime = %q, want %q", events[0].RawEventTime, want)
+			}
+		})
+	}
+}
+
+func TestParseMissingEventTime(t *testing.T) {
+	events, err := Parse([]byte(`{"eventId":"e1"}`))
+	if err != nil {
+		t.Fatalf("Parse() error = %v, want nil", err)
+	}
+	if !events[0].EventTime.IsZero() {
+		t.Errorf("EventTime = %v, want zero", events[0].EventTime)
+	}
+}
+
+// TestParseDoesNotAliasBody guards against a caller reusing its buffer
+// (a pooled request body) and silently changing parsed payloads.
+func TestParseDoesNotAliasBody(t *testing.T) {
+	body := []byte(`{"eventId":"e1","payload":{"linkId":"l1"}}`)
+	events, err := Parse(body)
+	if err != nil {
+		t.Fatalf("Parse() error = %v, want nil", err)
+	}
+	for i := range body {
+		body[i] = 'x'
+	}
+	if got, want := string(events[0].Payload), `{"linkId":"l1"}`; got != want {
+		t.Errorf("Payload after overwriting body = %s, want %s", got, want)
+	}
+}
+
+// eventsBody returns an array body of n minimal events.
+func eventsBody(n int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"eventId":"e%d","payload":{"personalTaxId":%q}}`, i, testCPF)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// assertNoTaxID fails when err's message repeats a tax id from a test body.
+func assertNoTaxID(t *testing.T, err error) {
+	t.Helper()
+	for _, id := range []string{testCPF, testCNPJ} {
+		if strings.Contains(err.Error(), id) {
+			t.Errorf("error %q contains a tax id from the body", err)
+		}
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	body := []byte(consentArrayBody)
+	b.ReportAllocs()
+	for b.Loop() {
+		events, err := Parse(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := events[0].Changes(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
