@@ -7,6 +7,13 @@
 //
 //	func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
 //
+// moto keeps each table in memory and, when a TransactWriteItems call fails,
+// restores a copy of the whole table taken when the call began; two
+// transactions running at once in its threaded server can therefore undo each
+// other's writes, which DynamoDB's serializable transactions never do. The
+// harness runs moto's own server application behind a lock so requests are
+// served one at a time: concurrent tests then see DynamoDB's isolation.
+//
 // When moto_server is not installed the tests that need it are skipped with a
 // clear message, except when CI=true or REQUIRE_EMULATOR=1: then they fail, so
 // a CI machine without the emulator can never pass by running nothing.
@@ -134,7 +141,12 @@ func start() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", port)
+	python, err := pythonFor(path)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(python, "-c", serialServer, "127.0.0.1", port)
+	cmd.Env = append(os.Environ(), "MOTO_PORT="+port)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	logFile, err := os.CreateTemp("", "moto-*.log")
 	if err != nil {
@@ -165,6 +177,42 @@ func start() (stop func(), err error) {
 	}
 	emulator.endpoint = endpoint
 	return stop, nil
+}
+
+// serialServer starts moto's server application, serving one request at a
+// time (see the package comment). Arguments: host, port.
+const serialServer = `
+import sys, threading
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+
+def serial(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+
+run_simple(sys.argv[1], int(sys.argv[2]), serial, threaded=True)
+`
+
+// pythonFor returns the Python interpreter that runs moto_server, so the
+// serial server imports the same moto installation.
+func pythonFor(motoServer string) (string, error) {
+	candidates := []string{os.Getenv("MOTO_PYTHON"), "python3", "python"}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		p, err := exec.LookPath(c)
+		if err != nil {
+			continue
+		}
+		if exec.Command(p, "-c", "import moto.server, werkzeug").Run() == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s found, but no python3 on PATH can import moto.server (set MOTO_PYTHON)", motoServer)
 }
 
 func freePort() (string, error) {
