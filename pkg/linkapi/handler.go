@@ -1,0 +1,259 @@
+// Package linkapi serves the frontend's link routes of the HTTP API:
+//
+//	POST /links            create a Klavi link for an end user
+//	GET  /links/{linkId}   the link view: status, consents, report requests, reports
+//
+// The handler is plain logic over two small interfaces (Klavi and the link
+// store) so the Lambda function, the local development server and the tests
+// all run the same code.
+package linkapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/taxid"
+)
+
+// linkCreator is the Klavi call this handler makes.
+type linkCreator interface {
+	CreateLink(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error)
+}
+
+// linkStore is the part of the link store this handler uses.
+type linkStore interface {
+	CreateLink(ctx context.Context, l linkstore.Link) error
+	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
+}
+
+// Config is what the handler needs besides its dependencies.
+type Config struct {
+	// AllowedRedirectHosts are the hosts a redirectURL may point at.
+	AllowedRedirectHosts []string
+	// ReportWebhookURL, when set, is the productsCallbackURL given to Klavi.
+	// Otherwise it is derived from the request's domain and stage.
+	ReportWebhookURL string
+	Logger           *slog.Logger
+	Metrics          *metrics.Recorder
+	Now              func() time.Time
+}
+
+// Handler answers the link routes.
+type Handler struct {
+	klavi  linkCreator
+	store  linkStore
+	cfg    Config
+	log    *slog.Logger
+	metric *metrics.Recorder
+	now    func() time.Time
+}
+
+// New returns a Handler.
+func New(k linkCreator, s linkStore, cfg Config) *Handler {
+	h := &Handler{klavi: k, store: s, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// defaultLinkLifetime is used when Klavi's answer carries no expireIn.
+const defaultLinkLifetime = 30 * time.Minute
+
+// createResponse is the 201 body of POST /links.
+type createResponse struct {
+	LinkID    string    `json:"linkId"`
+	LinkURL   string    `json:"linkURL"`
+	LinkToken string    `json:"linkToken"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// Handle routes one HTTP API request.
+func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
+	method, path := route(req)
+	switch {
+	case path == "/links" && method == http.MethodPost:
+		return h.create(ctx, req), nil
+	case strings.HasPrefix(path, "/links/") && method == http.MethodGet:
+		id := req.PathParameters["linkId"]
+		if id == "" {
+			id = strings.TrimPrefix(path, "/links/")
+		}
+		return h.get(ctx, id), nil
+	case path == "/links" || strings.HasPrefix(path, "/links/"):
+		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
+	default:
+		return httpapi.Error(http.StatusNotFound, "route_not_found", "No such route."), nil
+	}
+}
+
+// route returns the method and the route path, from the route key when API
+// Gateway matched one ("POST /links", "GET /links/{linkId}") and otherwise
+// from the raw path.
+func route(req httpapi.Request) (method, path string) {
+	if m, p, ok := strings.Cut(req.RouteKey, " "); ok && m != "ANY" && !strings.Contains(p, "{proxy+}") {
+		if strings.HasPrefix(p, "/links/{") {
+			p = "/links/" + req.PathParameters["linkId"]
+		}
+		return m, p
+	}
+	method = req.RequestContext.HTTP.Method
+	path = req.RawPath
+	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
+		path = strings.TrimPrefix(path, "/"+stage)
+	}
+	return method, strings.TrimSuffix(path, "/")
+}
+
+func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Response {
+	if !httpapi.IsJSON(req) {
+		return httpapi.Error(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
+	}
+	body, err := httpapi.Body(req, maxBodyBytes)
+	if errors.Is(err, httpapi.ErrBodyTooLarge) {
+		return httpapi.Error(http.StatusRequestEntityTooLarge, "body_too_large", "The body is larger than 8 KiB.")
+	}
+	if err != nil {
+		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read.")
+	}
+	v, err := decodeCreate(body, h.cfg.AllowedRedirectHosts)
+	if err != nil {
+		var inv *invalidError
+		if errors.As(err, &inv) {
+			h.log.InfoContext(ctx, "create link rejected", "error_code", inv.code)
+			h.metric.Count("LinkRequestsRejected", 1, "Reason", inv.code)
+			return httpapi.Error(http.StatusBadRequest, inv.code, inv.message)
+		}
+		h.log.ErrorContext(ctx, "create link: validate body", "error", err)
+		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read.")
+	}
+
+	webhookURL := h.reportWebhookURL(req)
+	kreq := klavi.CreateLinkRequest{
+		Email:               v.email,
+		Phone:               v.phone,
+		InstitutionCode:     v.institutionCode,
+		RedirectURL:         v.redirectURL,
+		ProductsCallbackURL: map[string]string{"all": webhookURL},
+		ExternalInfo:        v.externalInfo,
+	}
+	taxType := linkstore.TaxIDType("unknown")
+	switch v.taxID.Kind() {
+	case taxid.CPF:
+		kreq.PersonalTaxID = v.taxID.Bare()
+		taxType = "personal"
+	case taxid.CNPJ:
+		kreq.BusinessTaxID = v.taxID.Bare()
+		taxType = "business"
+	}
+
+	link, err := h.klavi.CreateLink(ctx, kreq)
+	if err != nil {
+		return h.klaviFailure(ctx, err)
+	}
+	now := h.now().UTC()
+	lifetime := link.ExpiresIn
+	if lifetime <= 0 {
+		lifetime = defaultLinkLifetime
+	}
+	rec := linkstore.Link{
+		LinkID:           link.LinkID,
+		TaxIDType:        taxType,
+		TaxID:            v.taxID.Bare(),
+		InstitutionCode:  v.institutionCode,
+		RedirectURL:      v.redirectURL,
+		ReportWebhookURL: webhookURL,
+		ExternalInfo:     v.externalInfo,
+		Origin:           "api",
+		ExpiresAt:        now.Add(lifetime),
+		CreatedAt:        now,
+		UpdatedAt:        now,
+	}
+	if err := h.store.CreateLink(ctx, rec); err != nil {
+		// Klavi has the link but we could not record it. Its events will
+		// still create the record (the event webhook accepts unknown links),
+		// so the caller may retry for a fresh link.
+		h.log.ErrorContext(ctx, "create link: store", "linkId", link.LinkID, "error", err)
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be saved. Try again.")
+	}
+	h.log.InfoContext(ctx, "link created", "linkId", link.LinkID, "taxIdType", string(taxType))
+	h.metric.Count("LinksCreated", 1, "TaxIdType", string(taxType))
+	return httpapi.JSON(http.StatusCreated, createResponse{
+		LinkID:    link.LinkID,
+		LinkURL:   link.LinkURL,
+		LinkToken: link.LinkToken,
+		ExpiresAt: rec.ExpiresAt,
+	})
+}
+
+// klaviFailure maps a failed Klavi call to our API's answer. Klavi's 4xx for
+// what the caller sent (bad phone, unknown institution) is the caller's to
+// fix; everything else is ours or Klavi's.
+func (h *Handler) klaviFailure(ctx context.Context, err error) httpapi.Response {
+	h.log.ErrorContext(ctx, "create link: klavi", "error", err)
+	switch {
+	case errors.Is(err, klavi.ErrBadRequest), errors.Is(err, klavi.ErrInvalidInstitution):
+		return httpapi.Error(http.StatusBadRequest, "klavi_rejected_request", "Klavi rejected the link request; check phone, email and institutionCode.")
+	case errors.Is(err, klavi.ErrRateLimited):
+		return httpapi.Error(http.StatusServiceUnavailable, "klavi_busy", "Klavi is rate limiting requests. Try again shortly.")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return httpapi.Error(http.StatusServiceUnavailable, "klavi_unavailable", "Klavi did not answer in time. Try again.")
+	case errors.As(err, new(*klavi.APIError)):
+		return httpapi.Error(http.StatusBadGateway, "klavi_error", "Klavi could not create the link.")
+	default:
+		// Network failures and token problems (Secrets Manager, /auth).
+		return httpapi.Error(http.StatusServiceUnavailable, "klavi_unavailable", "Klavi could not be reached. Try again.")
+	}
+}
+
+// reportWebhookURL is where Klavi must POST this link's reports.
+func (h *Handler) reportWebhookURL(req httpapi.Request) string {
+	if h.cfg.ReportWebhookURL != "" {
+		return h.cfg.ReportWebhookURL
+	}
+	base := "https://" + req.RequestContext.DomainName
+	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
+		base += "/" + stage
+	}
+	return base + "/webhooks/klavi/reports"
+}
+
+func (h *Handler) get(ctx context.Context, id string) httpapi.Response {
+	if !validLinkID(id) {
+		return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
+	}
+	link, err := h.store.GetLink(ctx, id)
+	if errors.Is(err, linkstore.ErrNotFound) {
+		return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
+	}
+	if err != nil {
+		h.log.ErrorContext(ctx, "get link: store", "linkId", id, "error", err)
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
+	}
+	return httpapi.JSON(http.StatusOK, NewView(link, h.now()))
+}
+
+// validLinkID accepts the ids Klavi issues (UUID-like) and refuses anything
+// that could not be one before it reaches the store.
+func validLinkID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,572 @@
+package linkstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Store is what both implementations offer; the conformance suite runs
+// against it.
+type Store interface {
+	CreateLink(ctx context.Context, l Link) error
+	GetLink(ctx context.Context, linkID string) (*Link, error)
+	ApplyEvent(ctx context.Context, e EventChange) (Outcome, error)
+	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
+	RecordReportRequest(ctx context.Context, linkID string, r ReportRequest) error
+	RecordReport(ctx context.Context, linkID string, r Report) error
+	Purge(ctx context.Context, linkID string, now time.Time) (*Link, error)
+	ListAttention(ctx context.Context, kind AttentionKind, before time.Time, limit int) ([]Attention, error)
+	ClearAttention(ctx context.Context, linkID string) error
+}
+
+var (
+	_ Store = (*MemoryStore)(nil)
+	_ Store = (*DynamoStore)(nil)
+)
+
+// t0 is the suite's clock: not UTC and finer than a millisecond, so that
+// the stores' normalisation shows.
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 123_456_789, time.FixedZone("BRT", -3*60*60))
+
+const (
+	testCPF   = "52998224725"
+	testGrace = 15 * time.Minute
+)
+
+// testOptions are the options every store of the suite is built with.
+func testOptions() []Option {
+	return []Option{WithClock(func() time.Time { return t0 }), WithReportGrace(testGrace)}
+}
+
+// ms is t as the stores keep it.
+func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s Store)
+	}{
+		{"CreateGetRoundTrip", testCreateGetRoundTrip},
+		{"CreateDefaults", testCreateDefaults},
+		{"CreateDuplicate", testCreateDuplicate},
+		{"GetUnknown", testGetUnknown},
+		{"EventOutcomes", testEventOutcomes},
+		{"EventSameTimeRank", testEventSameTimeRank},
+		{"EventUnknownLink", testEventUnknownLink},
+		{"EventNonConsent", testEventNonConsent},
+		{"EventConcurrentDuplicates", testEventConcurrentDuplicates},
+		{"ClaimAutoRequest", testClaimAutoRequest},
+		{"ClaimConcurrent", testClaimConcurrent},
+		{"ReportRequests", testReportRequests},
+		{"RecordReport", testRecordReport},
+		{"Attention", testAttention},
+		{"Purge", testPurge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newStore(t))
+		})
+	}
+}
+
+func TestMemoryConformance(t *testing.T) {
+	runConformance(t, func(t *testing.T) Store { return NewMemory(testOptions()...) })
+}
+
+// checkErr fails t unless err matches want (nil for success). Whatever the
+// error, its text must not carry the tax id.
+func checkErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if err != nil && strings.Contains(err.Error(), testCPF) {
+		t.Errorf("%s: error %q carries the tax id", what, err)
+	}
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("%s: %v", what, err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("%s: error = %v, want %v", what, err, want)
+	}
+}
+
+func mustGet(t *testing.T, s Store, linkID string) *Link {
+	t.Helper()
+	l, err := s.GetLink(t.Context(), linkID)
+	checkErr(t, "get link "+linkID, err, nil)
+	return l
+}
+
+func mustCreate(t *testing.T, s Store, l Link) {
+	t.Helper()
+	checkErr(t, "create link "+l.LinkID, s.CreateLink(t.Context(), l), nil)
+}
+
+func apply(t *testing.T, s Store, e EventChange, want Outcome) {
+	t.Helper()
+	got, err := s.ApplyEvent(t.Context(), e)
+	checkErr(t, "apply event "+e.EventID, err, nil)
+	if got != want {
+		t.Fatalf("apply event %s (%s at %s): outcome = %q, want %q", e.EventID, e.ConsentStatus, e.EventTime.Format(time.RFC3339Nano), got, want)
+	}
+}
+
+// consentEvent is a consent event received one second after it happened.
+func consentEvent(eventID, linkID, consentID, status string, at time.Time) EventChange {
+	return EventChange{
+		EventID:         eventID,
+		EventName:       "consent_" + strings.ToLower(status),
+		EventTime:       at,
+		ReceivedAt:      at.Add(time.Second),
+		LinkID:          linkID,
+		ConsentID:       consentID,
+		InstitutionCode: "260",
+		ConsentStatus:   status,
+	}
+}
+
+func fullLink(id string) Link {
+	return Link{
+		LinkID:           id,
+		TaxIDType:        TaxIDPersonal,
+		TaxID:            testCPF,
+		InstitutionCode:  "001",
+		RedirectURL:      "https://app.example.com/back",
+		ReportWebhookURL: "https://api.example.com/webhooks/klavi/reports",
+		ExternalInfo:     json.RawMessage(`{"myTraceId":"trace-1"}`),
+		ExpiresAt:        t0.Add(30 * time.Minute),
+		CreatedAt:        t0,
+		UpdatedAt:        t0.Add(time.Second),
+	}
+}
+
+func testCreateGetRoundTrip(t *testing.T, s Store) {
+	in := fullLink("link-1")
+	mustCreate(t, s, in)
+	got := mustGet(t, s, "link-1")
+
+	want := in
+	want.Origin = OriginAPI
+	want.ExpiresAt, want.CreatedAt, want.UpdatedAt = ms(in.ExpiresAt), ms(in.CreatedAt), ms(in.UpdatedAt)
+	if diff := cmp.Diff(&want, got); diff != "" {
+		t.Errorf("GetLink mismatch (-want +got):\n%s", diff)
+	}
+	for name, tm := range map[string]time.Time{"ExpiresAt": got.ExpiresAt, "CreatedAt": got.CreatedAt, "UpdatedAt": got.UpdatedAt} {
+		if tm.Location() != time.UTC {
+			t.Errorf("%s location = %v, want UTC", name, tm.Location())
+		}
+	}
+	if got, want := got.Status(t0), StatusCreated; got != want {
+		t.Errorf("Status = %q, want %q", got, want)
+	}
+}
+
+func testCreateDefaults(t *testing.T, s Store) {
+	mustCreate(t, s, Link{LinkID: "bare", TaxIDType: "", ExternalInfo: json.RawMessage("null")})
+	got := mustGet(t, s, "bare")
+	want := &Link{LinkID: "bare", TaxIDType: TaxIDUnknown, Origin: OriginAPI, CreatedAt: ms(t0), UpdatedAt: ms(t0)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GetLink mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testCreateDuplicate(t *testing.T, s Store) {
+	mustCreate(t, s, fullLink("dup"))
+	again := fullLink("dup")
+	again.RedirectURL = "https://other.example.com"
+	checkErr(t, "second create", s.CreateLink(t.Context(), again), ErrDuplicate)
+	if got := mustGet(t, s, "dup").RedirectURL; got != "https://app.example.com/back" {
+		t.Errorf("RedirectURL after duplicate create = %q, want the first one", got)
+	}
+	checkErr(t, "create without id", s.CreateLink(t.Context(), Link{TaxID: testCPF}), errEmptyID)
+}
+
+func testGetUnknown(t *testing.T, s Store) {
+	_, err := s.GetLink(t.Context(), "nope")
+	checkErr(t, "get unknown", err, ErrNotFound)
+}
+
+func testEventOutcomes(t *testing.T, s Store) {
+	mustCreate(t, s, fullLink("L"))
+	steps := []struct {
+		name       string
+		event      EventChange
+		want       Outcome
+		wantStatus string // of the link afterwards
+	}{
+		{"authorised", consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(5*time.Minute)), Applied, StatusAuthorised},
+		{"authorised again", consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(5*time.Minute)), Duplicate, StatusAuthorised},
+		{"older error", consentEvent("e2", "L", "C", ConsentError, t0.Add(4*time.Minute)), Stale, StatusAuthorised},
+		{"older error redelivered", consentEvent("e2", "L", "C", ConsentError, t0.Add(4*time.Minute)), Duplicate, StatusAuthorised},
+		{"newer revoked", consentEvent("e3", "L", "C", ConsentRevoked, t0.Add(10*time.Minute)), Applied, StatusRevoked},
+		{"lower case status", consentEvent("e4", "L", "C", "deleted_by_user", t0.Add(11*time.Minute)), Applied, StatusDeletedByUser},
+	}
+	for _, st := range steps {
+		apply(t, s, st.event, st.want)
+		if got := mustGet(t, s, "L").Status(t0); got != st.wantStatus {
+			t.Fatalf("after %s: link status = %q, want %q", st.name, got, st.wantStatus)
+		}
+	}
+	got := mustGet(t, s, "L")
+	last := steps[len(steps)-1].event
+	want := []Consent{{
+		ConsentID: "C", InstitutionCode: "260", Status: ConsentDeletedByUser,
+		EventTime: ms(last.EventTime), UpdatedAt: ms(last.ReceivedAt),
+	}}
+	if diff := cmp.Diff(want, got.Consents); diff != "" {
+		t.Errorf("consents mismatch (-want +got):\n%s", diff)
+	}
+	if !got.UpdatedAt.Equal(ms(last.ReceivedAt)) {
+		t.Errorf("link UpdatedAt = %v, want %v", got.UpdatedAt, ms(last.ReceivedAt))
+	}
+}
+
+func testEventSameTimeRank(t *testing.T, s Store) {
+	at := t0.Add(time.Minute)
+	steps := []struct {
+		status string
+		want   Outcome
+	}{
+		{ConsentAwaitingAuthorisation, Applied},
+		{ConsentStarted, Stale},
+		{ConsentAuthorised, Applied},
+		{ConsentAwaitingLGPDAuthorisation, Stale},
+		{ConsentRejected, Applied},
+		{ConsentError, Stale}, // same rank as REJECTED
+		{ConsentRevoked, Applied},
+	}
+	for i, st := range steps {
+		apply(t, s, consentEvent(fmt.Sprintf("r%d", i), "L", "C", st.status, at), st.want)
+	}
+	if got := mustGet(t, s, "L").Consents[0].Status; got != ConsentRevoked {
+		t.Errorf("consent status = %q, want %q", got, ConsentRevoked)
+	}
+}
+
+func testEventUnknownLink(t *testing.T, s Store) {
+	e := consentEvent("u1", "W", "C", ConsentStarted, t0)
+	e.TaxIDType, e.TaxID = TaxIDPersonal, testCPF
+	e.ExternalInfo = json.RawMessage(`{"myTraceId":"t"}`)
+	apply(t, s, e, Applied)
+
+	got := mustGet(t, s, "W")
+	want := &Link{
+		LinkID: "W", TaxIDType: TaxIDPersonal, TaxID: testCPF, ExternalInfo: json.RawMessage(`{"myTraceId":"t"}`),
+		Origin: OriginWebhook, CreatedAt: ms(e.ReceivedAt), UpdatedAt: ms(e.ReceivedAt),
+		Consents: []Consent{{ConsentID: "C", InstitutionCode: "260", Status: ConsentStarted, EventTime: ms(e.EventTime), UpdatedAt: ms(e.ReceivedAt)}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("link from event mismatch (-want +got):\n%s", diff)
+	}
+
+	// A later event does not replace what the link already holds.
+	e2 := consentEvent("u2", "W", "C", ConsentAuthorised, t0.Add(time.Minute))
+	e2.TaxIDType, e2.TaxID, e2.ExternalInfo = TaxIDBusiness, "11222333000181", json.RawMessage(`{"other":1}`)
+	apply(t, s, e2, Applied)
+	got = mustGet(t, s, "W")
+	if got.TaxID != testCPF || got.TaxIDType != TaxIDPersonal || string(got.ExternalInfo) != `{"myTraceId":"t"}` || !got.CreatedAt.Equal(ms(e.ReceivedAt)) {
+		t.Errorf("link after second event = %+v, want tax id, type, external info and CreatedAt of the first", got)
+	}
+
+	// Our own CreateLink, arriving after Klavi's event, takes the link over.
+	created := fullLink("W")
+	created.ExternalInfo = nil
+	mustCreate(t, s, created)
+	got = mustGet(t, s, "W")
+	if got.Origin != OriginAPI || got.RedirectURL != created.RedirectURL || !got.CreatedAt.Equal(ms(created.CreatedAt)) {
+		t.Errorf("adopted link = %+v, want origin %q and the created fields", got, OriginAPI)
+	}
+	if string(got.ExternalInfo) != `{"myTraceId":"t"}` {
+		t.Errorf("adopted link ExternalInfo = %s, want the event's kept", got.ExternalInfo)
+	}
+	if len(got.Consents) != 1 || got.Consents[0].Status != ConsentAuthorised {
+		t.Errorf("adopted link consents = %+v, want the authorised consent kept", got.Consents)
+	}
+	// Authorisation came first, so the link keeps waiting for reports.
+	att, err := s.ListAttention(t.Context(), AwaitingReports, t0.Add(24*time.Hour), 0)
+	checkErr(t, "list attention", err, nil)
+	if len(att) != 1 || att[0].LinkID != "W" {
+		t.Errorf("AWAITING_REPORTS = %+v, want link W", att)
+	}
+	checkErr(t, "create again", s.CreateLink(t.Context(), fullLink("W")), ErrDuplicate)
+}
+
+func testEventNonConsent(t *testing.T, s Store) {
+	mustCreate(t, s, fullLink("N"))
+	e := EventChange{EventID: "n1", EventName: "link_created", EventTime: t0, ReceivedAt: t0.Add(time.Minute), LinkID: "N", TaxIDType: TaxIDPersonal, TaxID: testCPF}
+	apply(t, s, e, Recorded)
+	apply(t, s, e, Duplicate)
+	got := mustGet(t, s, "N")
+	if !got.UpdatedAt.Equal(ms(e.ReceivedAt)) || len(got.Consents) != 0 {
+		t.Errorf("link after link_created = %+v, want UpdatedAt %v and no consent", got, ms(e.ReceivedAt))
+	}
+
+	// A consent event that does not say which consent cannot be placed.
+	noConsent := consentEvent("n2", "N", "", ConsentAuthorised, t0)
+	apply(t, s, noConsent, Recorded)
+	if got := mustGet(t, s, "N"); len(got.Consents) != 0 {
+		t.Errorf("consents = %+v, want none", got.Consents)
+	}
+
+	// An event without a link is only remembered.
+	orphan := EventChange{EventID: "n3", EventName: "page_view", ReceivedAt: t0}
+	apply(t, s, orphan, Recorded)
+	apply(t, s, orphan, Duplicate)
+
+	_, err := s.ApplyEvent(t.Context(), EventChange{LinkID: "N", TaxID: testCPF})
+	checkErr(t, "event without id", err, errEmptyID)
+}
+
+func testEventConcurrentDuplicates(t *testing.T, s Store) {
+	const n = 20
+	e := consentEvent("same", "P", "C", ConsentAuthorised, t0)
+	e.TaxIDType, e.TaxID = TaxIDPersonal, testCPF
+	outcomes := make([]Outcome, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { outcomes[i], errs[i] = s.ApplyEvent(t.Context(), e) })
+	}
+	wg.Wait()
+	count := map[Outcome]int{}
+	for i := range n {
+		checkErr(t, "concurrent apply", errs[i], nil)
+		count[outcomes[i]]++
+	}
+	if diff := cmp.Diff(map[Outcome]int{Applied: 1, Duplicate: n - 1}, count); diff != "" {
+		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// authorisedConsent creates link L with consent C authorised.
+func authorisedConsent(t *testing.T, s Store) {
+	t.Helper()
+	mustCreate(t, s, fullLink("L"))
+	apply(t, s, consentEvent("auth", "L", "C", ConsentAuthorised, t0), Applied)
+}
+
+func testClaimAutoRequest(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	apply(t, s, consentEvent("started", "L", "D", ConsentStarted, t0), Applied)
+	lease := time.Minute
+
+	checkErr(t, "claim unknown link", s.ClaimAutoRequest(ctx, "X", "C", lease, t0), ErrNotFound)
+	checkErr(t, "claim unknown consent", s.ClaimAutoRequest(ctx, "L", "X", lease, t0), ErrNotFound)
+	checkErr(t, "claim started consent", s.ClaimAutoRequest(ctx, "L", "D", lease, t0), ErrNotAuthorised)
+
+	checkErr(t, "first claim", s.ClaimAutoRequest(ctx, "L", "C", lease, t0), nil)
+	if got := mustGet(t, s, "L").Consents[0].LeaseUntil; !got.Equal(ms(t0.Add(lease))) {
+		t.Errorf("LeaseUntil = %v, want %v", got, ms(t0.Add(lease)))
+	}
+	checkErr(t, "claim during lease", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(lease-time.Second)), ErrLeaseHeld)
+	checkErr(t, "claim after lease", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(lease)), nil)
+
+	r := ReportRequest{RequestID: "req-1", ConsentID: "C", InstitutionCode: "260", Products: []string{"all"}, RequestedAt: t0.Add(lease + time.Second), Trigger: TriggerStream}
+	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", r), nil)
+	c := mustGet(t, s, "L").Consents[0]
+	if c.RequestID != "req-1" || !c.LeaseUntil.IsZero() {
+		t.Errorf("consent after request = %+v, want RequestID req-1 and no lease", c)
+	}
+	checkErr(t, "claim after request", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(time.Hour)), ErrDuplicate)
+}
+
+func testClaimConcurrent(t *testing.T, s Store) {
+	authorisedConsent(t, s)
+	const n = 10
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = s.ClaimAutoRequest(t.Context(), "L", "C", time.Minute, t0) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		checkErr(t, "losing claim", err, ErrLeaseHeld)
+	}
+	if won != 1 {
+		t.Errorf("winning claims = %d, want 1", won)
+	}
+}
+
+func testReportRequests(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	manual := ReportRequest{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: t0.Add(time.Minute), Trigger: TriggerManual}
+	checkErr(t, "manual request", s.RecordReportRequest(ctx, "L", manual), nil)
+	checkErr(t, "same request again", s.RecordReportRequest(ctx, "L", manual), ErrDuplicate)
+	checkErr(t, "request for unknown link", s.RecordReportRequest(ctx, "X", manual), ErrNotFound)
+	ghost := ReportRequest{RequestID: "g1", ConsentID: "nope", Trigger: TriggerReconcile}
+	checkErr(t, "automatic request for unknown consent", s.RecordReportRequest(ctx, "L", ghost), ErrNotFound)
+	checkErr(t, "request without id", s.RecordReportRequest(ctx, "L", ReportRequest{}), errEmptyID)
+	noProducts := ReportRequest{RequestID: "m2", Products: []string{}, Trigger: TriggerManual}
+	checkErr(t, "request with default time", s.RecordReportRequest(ctx, "L", noProducts), nil)
+
+	got := mustGet(t, s, "L")
+	want := []ReportRequest{
+		{RequestID: "m2", Trigger: TriggerManual, RequestedAt: ms(t0)},
+		{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: ms(manual.RequestedAt), Trigger: TriggerManual},
+	}
+	if diff := cmp.Diff(want, got.ReportRequests); diff != "" {
+		t.Errorf("report requests mismatch (-want +got):\n%s", diff)
+	}
+	if got.Consents[0].RequestID != "" {
+		t.Errorf("consent RequestID after manual requests = %q, want none: a manual request must not stop the automatic one", got.Consents[0].RequestID)
+	}
+	if s := got.Status(t0); s != StatusReportsRequested {
+		t.Errorf("Status = %q, want %q", s, StatusReportsRequested)
+	}
+	checkErr(t, "claim after manual request", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), nil)
+}
+
+func testRecordReport(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	r := Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 5 << 20, SHA256: strings.Repeat("ab", 32), ReceivedAt: t0.Add(time.Hour)}
+	checkErr(t, "record report", s.RecordReport(ctx, "L", r), nil)
+	checkErr(t, "record report again", s.RecordReport(ctx, "L", r), ErrDuplicate)
+	checkErr(t, "report for unknown link", s.RecordReport(ctx, "X", r), ErrNotFound)
+	checkErr(t, "report without id", s.RecordReport(ctx, "L", Report{}), errEmptyID)
+
+	got := mustGet(t, s, "L")
+	want := r
+	want.ReceivedAt = ms(r.ReceivedAt)
+	if diff := cmp.Diff([]Report{want}, got.Reports); diff != "" {
+		t.Errorf("reports mismatch (-want +got):\n%s", diff)
+	}
+	if !got.UpdatedAt.Equal(ms(r.ReceivedAt)) {
+		t.Errorf("link UpdatedAt = %v, want %v", got.UpdatedAt, ms(r.ReceivedAt))
+	}
+	if s := got.Status(t0); s != StatusReportsReceived {
+		t.Errorf("Status = %q, want %q", s, StatusReportsReceived)
+	}
+	att, err := s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	checkErr(t, "list attention", err, nil)
+	if len(att) != 0 {
+		t.Errorf("AWAITING_REPORTS after a report = %+v, want none", att)
+	}
+}
+
+func testAttention(t *testing.T, s Store) {
+	ctx := t.Context()
+	for id, expires := range map[string]time.Duration{"A": 30 * time.Minute, "B": 10 * time.Minute, "C": 20 * time.Minute} {
+		l := fullLink(id)
+		l.ExpiresAt = t0.Add(expires)
+		mustCreate(t, s, l)
+	}
+	mustCreate(t, s, Link{LinkID: "no-expiry"})
+	list := func(kind AttentionKind, before time.Time, limit int) []Attention {
+		t.Helper()
+		got, err := s.ListAttention(ctx, kind, before, limit)
+		checkErr(t, "list attention", err, nil)
+		return got
+	}
+	due := func(id string, kind AttentionKind, d time.Duration) Attention {
+		return Attention{LinkID: id, Kind: kind, Due: ms(t0.Add(d))}
+	}
+	checks := []struct {
+		name   string
+		kind   AttentionKind
+		before time.Time
+		limit  int
+		want   []Attention
+	}{
+		{"all due", AwaitingConsent, t0.Add(time.Hour), 0, []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute), due("A", AwaitingConsent, 30*time.Minute)}},
+		{"limit", AwaitingConsent, t0.Add(time.Hour), 2, []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute)}},
+		{"before is exclusive", AwaitingConsent, t0.Add(20 * time.Minute), 0, []Attention{due("B", AwaitingConsent, 10*time.Minute)}},
+		{"none due yet", AwaitingConsent, t0, 0, nil},
+		{"other kind", AwaitingReports, t0.Add(time.Hour), 0, nil},
+	}
+	for _, c := range checks {
+		if diff := cmp.Diff(c.want, list(c.kind, c.before, c.limit)); diff != "" {
+			t.Errorf("%s: attention mismatch (-want +got):\n%s", c.name, diff)
+		}
+	}
+
+	// Authorising a consent of A moves it to AWAITING_REPORTS; a consent
+	// event that authorises nothing leaves C where it is.
+	auth := consentEvent("a1", "A", "C1", ConsentAuthorised, t0)
+	apply(t, s, auth, Applied)
+	apply(t, s, consentEvent("c1", "C", "C1", ConsentRejected, t0), Applied)
+	wantReports := []Attention{{LinkID: "A", Kind: AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}}
+	if diff := cmp.Diff(wantReports, list(AwaitingReports, t0.Add(time.Hour), 0)); diff != "" {
+		t.Errorf("AWAITING_REPORTS mismatch (-want +got):\n%s", diff)
+	}
+	want := []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute)}
+	if diff := cmp.Diff(want, list(AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
+		t.Errorf("AWAITING_CONSENT after authorisation mismatch (-want +got):\n%s", diff)
+	}
+
+	checkErr(t, "clear B", s.ClearAttention(ctx, "B"), nil)
+	checkErr(t, "clear unknown", s.ClearAttention(ctx, "X"), ErrNotFound)
+	want = []Attention{due("C", AwaitingConsent, 20*time.Minute)}
+	if diff := cmp.Diff(want, list(AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
+		t.Errorf("AWAITING_CONSENT after clear mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testPurge(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	req := ReportRequest{RequestID: "req-1", ConsentID: "C", Products: []string{"all"}, RequestedAt: t0.Add(time.Minute), Trigger: TriggerStream}
+	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", req), nil)
+	rep := Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 10, ReceivedAt: t0.Add(2 * time.Minute)}
+	checkErr(t, "record report", s.RecordReport(ctx, "L", rep), nil)
+	before := mustGet(t, s, "L")
+
+	purgedAt := t0.Add(time.Hour)
+	was, err := s.Purge(ctx, "L", purgedAt)
+	checkErr(t, "purge", err, nil)
+	if diff := cmp.Diff(before, was); diff != "" {
+		t.Errorf("Purge must return the link as it was (-want +got):\n%s", diff)
+	}
+
+	tomb := &Link{LinkID: "L", TaxIDType: TaxIDUnknown, ExpiresAt: before.ExpiresAt, CreatedAt: before.CreatedAt, UpdatedAt: ms(purgedAt), PurgedAt: ms(purgedAt)}
+	if diff := cmp.Diff(tomb, mustGet(t, s, "L")); diff != "" {
+		t.Errorf("tombstone mismatch (-want +got):\n%s", diff)
+	}
+	if got := mustGet(t, s, "L").Status(t0); got != StatusDeletedByUser {
+		t.Errorf("Status = %q, want %q", got, StatusDeletedByUser)
+	}
+
+	// Nothing comes back for a purged link.
+	late := consentEvent("late", "L", "C", ConsentRevoked, t0.Add(2*time.Hour))
+	late.TaxIDType, late.TaxID = TaxIDPersonal, testCPF
+	apply(t, s, late, Recorded)
+	apply(t, s, late, Duplicate)
+	apply(t, s, EventChange{EventID: "late2", EventName: "product_generated_success", LinkID: "L", TaxID: testCPF}, Recorded)
+	checkErr(t, "report after purge", s.RecordReport(ctx, "L", Report{ProductReportID: "pr-2"}), ErrPurged)
+	checkErr(t, "request after purge", s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "req-2"}), ErrPurged)
+	checkErr(t, "claim after purge", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), ErrNotFound)
+	checkErr(t, "create after purge", s.CreateLink(ctx, fullLink("L")), ErrDuplicate)
+	if diff := cmp.Diff(tomb, mustGet(t, s, "L")); diff != "" {
+		t.Errorf("tombstone changed by later writes (-want +got):\n%s", diff)
+	}
+	for _, kind := range []AttentionKind{AwaitingConsent, AwaitingReports} {
+		att, err := s.ListAttention(ctx, kind, t0.Add(24*time.Hour), 0)
+		checkErr(t, "list attention", err, nil)
+		if len(att) != 0 {
+			t.Errorf("%s after purge = %+v, want none", kind, att)
+		}
+	}
+
+	// Purging again is harmless and keeps the first PurgedAt.
+	again, err := s.Purge(ctx, "L", purgedAt.Add(time.Hour))
+	checkErr(t, "purge again", err, nil)
+	if !again.PurgedAt.Equal(ms(purgedAt)) || again.TaxID != "" || len(again.Reports) != 0 {
+		t.Errorf("second purge returned %+v, want the tombstone", again)
+	}
+	_, err = s.Purge(ctx, "X", purgedAt)
+	checkErr(t, "purge unknown", err, ErrNotFound)
+}

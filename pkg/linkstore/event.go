@@ -1,0 +1,101 @@
+package linkstore
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// EventChange is what a Klavi event webhook changes in the store, already
+// parsed out of the event body.
+type EventChange struct {
+	EventID   string
+	EventName string
+	EventTime time.Time
+	// ReceivedAt is when the webhook received the event; the store's clock
+	// is used when it is zero.
+	ReceivedAt      time.Time
+	LinkID          string
+	ConsentID       string
+	InstitutionCode string
+	// ConsentStatus is the status a consent event sets, "" for other events.
+	ConsentStatus string
+	TaxIDType     TaxIDType
+	// TaxID is used only when the event is the first the store hears of the
+	// link, to create it.
+	TaxID        string
+	ExternalInfo json.RawMessage
+	// EventTTL is how long the event id is remembered for deduplication:
+	// DefaultEventTTL when zero, never less than MinEventTTL.
+	EventTTL time.Duration
+}
+
+// Outcome tells what ApplyEvent did.
+type Outcome string
+
+// Outcomes of ApplyEvent.
+const (
+	// Applied: a consent event changed the consent (and its link).
+	Applied Outcome = "applied"
+	// Duplicate: the event id was seen before; nothing changed.
+	Duplicate Outcome = "duplicate"
+	// Stale: the consent already holds a state from a later event; the event
+	// is remembered as processed and nothing else changed.
+	Stale Outcome = "stale"
+	// Recorded: a non-consent event, an event without a link, or an event
+	// for a purged link; it is remembered (and, when it names a link that
+	// is not purged, touches it) but changes no consent.
+	Recorded Outcome = "recorded"
+)
+
+// Deduplication windows for event ids.
+const (
+	DefaultEventTTL = 35 * 24 * time.Hour
+	MinEventTTL     = 30 * 24 * time.Hour
+)
+
+// normalized is the event as both stores apply it: times in storage
+// precision, status upper-cased, defaults filled in.
+func (e EventChange) normalized(now func() time.Time) EventChange {
+	if e.ReceivedAt.IsZero() {
+		e.ReceivedAt = now()
+	}
+	e.ReceivedAt = stored(e.ReceivedAt)
+	e.EventTime = stored(e.EventTime)
+	e.ConsentStatus = normalizeStatus(e.ConsentStatus)
+	switch {
+	case e.EventTTL == 0:
+		e.EventTTL = DefaultEventTTL
+	case e.EventTTL < MinEventTTL:
+		e.EventTTL = MinEventTTL
+	}
+	return e
+}
+
+// isConsentChange reports whether the event sets a consent's status. A
+// consent event that names no link or no consent cannot be placed and is
+// only recorded.
+func (e EventChange) isConsentChange() bool {
+	return e.ConsentStatus != "" && e.LinkID != "" && e.ConsentID != ""
+}
+
+// withDefaults fills in what CreateLink defaults and puts times in storage
+// precision; parts are not stored by CreateLink and are dropped.
+func (l Link) withDefaults(now time.Time) Link {
+	l.TaxIDType = normalizeTaxIDType(l.TaxIDType)
+	if l.Origin == "" {
+		l.Origin = OriginAPI
+	}
+	if l.CreatedAt.IsZero() {
+		l.CreatedAt = now
+	}
+	if l.UpdatedAt.IsZero() {
+		l.UpdatedAt = l.CreatedAt
+	}
+	l.CreatedAt, l.UpdatedAt, l.ExpiresAt = stored(l.CreatedAt), stored(l.UpdatedAt), stored(l.ExpiresAt)
+	l.PurgedAt = time.Time{}
+	if !hasJSON(l.ExternalInfo) {
+		l.ExternalInfo = nil
+	}
+	l.Consents, l.ReportRequests, l.Reports = nil, nil, nil
+	return l
+}

@@ -1,0 +1,279 @@
+package linkstore
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: the link (or the consent named in the call) does not exist.
+	ErrNotFound = errors.New("linkstore: not found")
+	// ErrDuplicate: the item already exists (link id, request id, product
+	// report id), or the consent already has its automatic report request.
+	ErrDuplicate = errors.New("linkstore: duplicate")
+	// ErrLeaseHeld: another caller holds an unexpired claim on the consent.
+	ErrLeaseHeld = errors.New("linkstore: lease held")
+	// ErrNotAuthorised: the consent exists but is not AUTHORISED, so no
+	// report may be requested for it.
+	ErrNotAuthorised = errors.New("linkstore: consent not authorised")
+	// ErrPurged: the link was purged on the user's request (LGPD); nothing
+	// new may be stored for it.
+	ErrPurged = errors.New("linkstore: link purged")
+)
+
+// TaxIDType tells which kind of tax id a link carries.
+type TaxIDType string
+
+// Tax id types.
+const (
+	TaxIDPersonal TaxIDType = "personal" // CPF
+	TaxIDBusiness TaxIDType = "business" // CNPJ
+	TaxIDUnknown  TaxIDType = "unknown"  // none known yet
+)
+
+// Origins of a link.
+const (
+	OriginAPI     = "api"     // created through CreateLink
+	OriginWebhook = "webhook" // first seen in an event
+)
+
+// Report request triggers.
+const (
+	TriggerStream    = "stream"
+	TriggerManual    = "manual"
+	TriggerReconcile = "reconcile"
+)
+
+// Consent statuses, Klavi's own values.
+const (
+	ConsentStarted                   = "STARTED"
+	ConsentAwaitingAuthorisation     = "AWAITING_AUTHORISATION"
+	ConsentAwaitingLGPDAuthorisation = "AWAITING_LGPD_AUTHORISATION"
+	ConsentAuthorised                = "AUTHORISED"
+	ConsentError                     = "ERROR"
+	ConsentRejected                  = "REJECTED"
+	ConsentExpired                   = "EXPIRED"
+	ConsentRevoked                   = "REVOKED"
+	ConsentDeletedByUser             = "DELETED_BY_USER"
+)
+
+// Link statuses, derived by Link.Status.
+const (
+	StatusCreated          = "CREATED"
+	StatusAuthorised       = "AUTHORISED"
+	StatusReportsRequested = "REPORTS_REQUESTED"
+	StatusReportsReceived  = "REPORTS_RECEIVED"
+	StatusError            = "ERROR"
+	StatusRejected         = "REJECTED"
+	StatusExpired          = "EXPIRED"
+	StatusRevoked          = "REVOKED"
+	StatusDeletedByUser    = "DELETED_BY_USER"
+)
+
+// Link is everything the backend holds about one Klavi link.
+type Link struct {
+	LinkID    string
+	TaxIDType TaxIDType
+	// TaxID is the bare CPF or CNPJ. It is personal data: it is never part
+	// of a key, an index, a log line or an error.
+	TaxID string
+	// InstitutionCode is the institution preselected at creation, if any.
+	InstitutionCode string
+	RedirectURL     string
+	// ReportWebhookURL is the productsCallbackURL "all" value sent to Klavi.
+	ReportWebhookURL string
+	ExternalInfo     json.RawMessage
+	Origin           string // OriginAPI or OriginWebhook
+
+	ExpiresAt time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// PurgedAt is set once the user's data was deleted (LGPD); the link is
+	// then a tombstone holding dates only.
+	PurgedAt time.Time
+
+	Consents       []Consent       // by ConsentID
+	ReportRequests []ReportRequest // by RequestedAt, then RequestID
+	Reports        []Report        // by ReceivedAt, then ProductReportID
+}
+
+// Consent is one consent (one institution) of a link.
+type Consent struct {
+	ConsentID       string
+	InstitutionCode string
+	Status          string
+	EventTime       time.Time // of the event that set Status
+	UpdatedAt       time.Time
+	// RequestID is the automatic report request made for this consent, ""
+	// if none was made yet.
+	RequestID string
+	// LeaseUntil is the end of an in-flight claim to make that request.
+	LeaseUntil time.Time
+}
+
+// ReportRequest is one report request sent to Klavi.
+type ReportRequest struct {
+	RequestID       string
+	ConsentID       string
+	InstitutionCode string
+	Products        []string
+	RequestedAt     time.Time
+	Trigger         string // TriggerStream, TriggerManual or TriggerReconcile
+}
+
+// Report is one product report received from Klavi and stored elsewhere
+// (ObjectKey) byte for byte.
+type Report struct {
+	ProductReportID string
+	ProductName     string
+	RequestID       string
+	ObjectKey       string
+	Code            int
+	Bytes           int64
+	SHA256          string
+	ReceivedAt      time.Time
+}
+
+// AttentionKind names why a link is due for reconciliation.
+type AttentionKind string
+
+// Attention kinds.
+const (
+	// AwaitingConsent: created, no consent authorised yet; due at ExpiresAt.
+	AwaitingConsent AttentionKind = "AWAITING_CONSENT"
+	// AwaitingReports: a consent was authorised; due a grace period later.
+	AwaitingReports AttentionKind = "AWAITING_REPORTS"
+)
+
+// Attention is one link due for reconciliation.
+type Attention struct {
+	LinkID string
+	Kind   AttentionKind
+	Due    time.Time
+}
+
+// Status derives the link status from its parts; see the package doc for
+// the rule.
+func (l *Link) Status(now time.Time) string {
+	if !l.PurgedAt.IsZero() {
+		return StatusDeletedByUser
+	}
+	if len(l.Reports) > 0 {
+		return StatusReportsReceived
+	}
+	authorised, requested := false, len(l.ReportRequests) > 0
+	for _, c := range l.Consents {
+		authorised = authorised || c.Status == ConsentAuthorised
+		requested = requested || c.RequestID != ""
+	}
+	switch {
+	case authorised && requested:
+		return StatusReportsRequested
+	case authorised:
+		return StatusAuthorised
+	case len(l.Consents) > 0:
+		return linkStatusOfConsent(latestConsent(l.Consents).Status)
+	case !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt):
+		return StatusExpired
+	default:
+		return StatusCreated
+	}
+}
+
+// latestConsent is the consent set by the most recent event; ties go to
+// the later state, then to the consent id, so the answer is stable.
+func latestConsent(cs []Consent) Consent {
+	best := cs[0]
+	for _, c := range cs[1:] {
+		switch {
+		case c.EventTime.After(best.EventTime):
+			best = c
+		case c.EventTime.Equal(best.EventTime):
+			if r, br := statusRank(c.Status), statusRank(best.Status); r > br || (r == br && c.ConsentID > best.ConsentID) {
+				best = c
+			}
+		}
+	}
+	return best
+}
+
+func linkStatusOfConsent(status string) string {
+	switch status {
+	case ConsentError, ConsentRejected, ConsentExpired, ConsentRevoked, ConsentDeletedByUser:
+		return status
+	default: // STARTED, AWAITING_* and anything Klavi adds later
+		return StatusCreated
+	}
+}
+
+// statusRank orders consent states so that, for two events with the same
+// eventTime, the later state of the lifecycle wins. Unknown statuses rank
+// lowest so they never override a known state.
+func statusRank(status string) int {
+	switch status {
+	case ConsentStarted:
+		return 1
+	case ConsentAwaitingAuthorisation:
+		return 2
+	case ConsentAwaitingLGPDAuthorisation:
+		return 3
+	case ConsentAuthorised:
+		return 4
+	case ConsentError, ConsentRejected, ConsentExpired:
+		return 5
+	case ConsentRevoked:
+		return 6
+	case ConsentDeletedByUser:
+		return 7
+	default:
+		return 0
+	}
+}
+
+// normalizeStatus upper-cases a consent status: Klavi's values are compared
+// case-insensitively.
+func normalizeStatus(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
+
+// normalizeTaxIDType maps anything but the two known kinds to unknown.
+func normalizeTaxIDType(t TaxIDType) TaxIDType {
+	if t == TaxIDPersonal || t == TaxIDBusiness {
+		return t
+	}
+	return TaxIDUnknown
+}
+
+// timeLayout is fixed width in UTC, so that comparing two stored strings
+// compares the times they stand for (DynamoDB condition expressions and
+// index ranges rely on it).
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// stored returns t as both stores keep it: UTC, millisecond precision.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+// sortParts puts a link's parts in the documented order.
+func sortParts(l *Link) {
+	slices.SortFunc(l.Consents, func(a, b Consent) int { return strings.Compare(a.ConsentID, b.ConsentID) })
+	slices.SortFunc(l.ReportRequests, func(a, b ReportRequest) int {
+		if c := a.RequestedAt.Compare(b.RequestedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.RequestID, b.RequestID)
+	})
+	slices.SortFunc(l.Reports, func(a, b Report) int {
+		if c := a.ReceivedAt.Compare(b.ReceivedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ProductReportID, b.ProductReportID)
+	})
+}

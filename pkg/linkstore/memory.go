@@ -1,0 +1,315 @@
+package linkstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MemoryStore keeps the link state in memory, with the same outcomes as
+// DynamoStore. It is safe for concurrent use; it is meant for tests and
+// local runs.
+type MemoryStore struct {
+	opts options
+
+	mu     sync.Mutex
+	links  map[string]*memLink
+	events map[string]time.Time // event id -> when it may be forgotten
+}
+
+type memLink struct {
+	link     Link // without parts
+	consents map[string]Consent
+	requests map[string]ReportRequest
+	reports  map[string]Report
+	attn     AttentionKind
+	attnDue  time.Time
+}
+
+// NewMemory returns an empty MemoryStore.
+func NewMemory(opts ...Option) *MemoryStore {
+	return &MemoryStore{
+		opts:   newOptions(opts),
+		links:  make(map[string]*memLink),
+		events: make(map[string]time.Time),
+	}
+}
+
+func newMemLink(id string) *memLink {
+	return &memLink{
+		link:     Link{LinkID: id, TaxIDType: TaxIDUnknown},
+		consents: make(map[string]Consent),
+		requests: make(map[string]ReportRequest),
+		reports:  make(map[string]Report),
+	}
+}
+
+// CreateLink stores a new link. It fails with ErrDuplicate when the id
+// exists, unless that link was only seen in an event so far: then it takes
+// it over.
+func (m *MemoryStore) CreateLink(_ context.Context, l Link) error {
+	if l.LinkID == "" {
+		return fmt.Errorf("create link: %w", errEmptyID)
+	}
+	l = cloneLink(l.withDefaults(m.opts.now()))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[l.LinkID]
+	if ok && !adoptable(ml.link) {
+		return fmt.Errorf("create link %s: %w", l.LinkID, ErrDuplicate)
+	}
+	if !ok {
+		ml = newMemLink(l.LinkID)
+		m.links[l.LinkID] = ml
+	}
+	applyCreate(&ml.link, l)
+	if ml.attn == "" && !l.ExpiresAt.IsZero() {
+		ml.attn, ml.attnDue = AwaitingConsent, l.ExpiresAt
+	}
+	return nil
+}
+
+// GetLink returns the link with all its parts.
+func (m *MemoryStore) GetLink(_ context.Context, linkID string) (*Link, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	if !ok {
+		return nil, fmt.Errorf("get link %s: %w", linkID, ErrNotFound)
+	}
+	l := ml.full()
+	return &l, nil
+}
+
+// full returns a deep copy of the link with its parts in order.
+func (ml *memLink) full() Link {
+	l := cloneLink(ml.link)
+	for _, c := range ml.consents {
+		l.Consents = append(l.Consents, c)
+	}
+	for _, r := range ml.requests {
+		l.ReportRequests = append(l.ReportRequests, cloneRequest(r))
+	}
+	for _, r := range ml.reports {
+		l.Reports = append(l.Reports, r)
+	}
+	sortParts(&l)
+	return l
+}
+
+// ApplyEvent records an event and applies what it changes.
+func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, error) {
+	e = e.normalized(m.opts.now)
+	if e.EventID == "" {
+		return "", fmt.Errorf("apply event: %w", errEmptyID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if forgetAt, ok := m.events[e.EventID]; ok && e.ReceivedAt.Before(forgetAt) {
+		return Duplicate, nil
+	}
+	m.events[e.EventID] = e.ReceivedAt.Add(e.EventTTL)
+
+	if e.LinkID == "" {
+		return Recorded, nil
+	}
+	ml, ok := m.links[e.LinkID]
+	if ok && !ml.link.PurgedAt.IsZero() {
+		return Recorded, nil
+	}
+	consentChange := e.isConsentChange()
+	if consentChange && ok {
+		if c, seen := ml.consents[e.ConsentID]; seen && !eventWins(e, c) {
+			return Stale, nil
+		}
+	}
+	if !ok {
+		ml = newMemLink(e.LinkID)
+		m.links[e.LinkID] = ml
+	}
+	applyEventToLink(&ml.link, cloneEvent(e))
+	if !consentChange {
+		return Recorded, nil
+	}
+	c := ml.consents[e.ConsentID]
+	c.ConsentID, c.Status, c.EventTime, c.UpdatedAt = e.ConsentID, e.ConsentStatus, e.EventTime, e.ReceivedAt
+	if e.InstitutionCode != "" {
+		c.InstitutionCode = e.InstitutionCode
+	}
+	ml.consents[e.ConsentID] = c
+	if c.Status == ConsentAuthorised {
+		ml.attn, ml.attnDue = AwaitingReports, e.ReceivedAt.Add(m.opts.reportGrace)
+	}
+	return Applied, nil
+}
+
+// ClaimAutoRequest claims the consent's automatic report request until
+// now+lease.
+func (m *MemoryStore) ClaimAutoRequest(_ context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	if !ok {
+		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, ErrNotFound)
+	}
+	c, ok := ml.consents[consentID]
+	if !ok {
+		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, ErrNotFound)
+	}
+	if err := claimError(c, now); err != nil {
+		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, err)
+	}
+	c.LeaseUntil = stored(now.Add(lease))
+	ml.consents[consentID] = c
+	return nil
+}
+
+// RecordReportRequest stores a report request and, for an automatic one,
+// marks its consent as done.
+func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r ReportRequest) error {
+	if r.RequestID == "" {
+		return fmt.Errorf("record report request for link %s: %w", linkID, errEmptyID)
+	}
+	r = cloneRequest(r)
+	r.RequestedAt = stored(orNow(r.RequestedAt, m.opts.now))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, err := m.writableLink(linkID)
+	if err == nil && ml.requests[r.RequestID].RequestID != "" {
+		err = ErrDuplicate
+	}
+	var c Consent
+	if err == nil && setsConsentRequest(r) {
+		var ok bool
+		if c, ok = ml.consents[r.ConsentID]; !ok {
+			err = ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record report request %s for link %s: %w", r.RequestID, linkID, err)
+	}
+	ml.requests[r.RequestID] = r
+	ml.link.UpdatedAt = r.RequestedAt
+	if setsConsentRequest(r) {
+		c.RequestID, c.LeaseUntil = r.RequestID, time.Time{}
+		ml.consents[r.ConsentID] = c
+	}
+	return nil
+}
+
+// RecordReport stores a received report's metadata once.
+func (m *MemoryStore) RecordReport(_ context.Context, linkID string, r Report) error {
+	if r.ProductReportID == "" {
+		return fmt.Errorf("record report for link %s: %w", linkID, errEmptyID)
+	}
+	r.ReceivedAt = stored(orNow(r.ReceivedAt, m.opts.now))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, err := m.writableLink(linkID)
+	if err == nil && ml.reports[r.ProductReportID].ProductReportID != "" {
+		err = ErrDuplicate
+	}
+	if err != nil {
+		return fmt.Errorf("record report %s for link %s: %w", r.ProductReportID, linkID, err)
+	}
+	ml.reports[r.ProductReportID] = r
+	ml.link.UpdatedAt = r.ReceivedAt
+	ml.attn, ml.attnDue = "", time.Time{}
+	return nil
+}
+
+// writableLink returns the link if new parts may be stored for it. The
+// caller holds m.mu.
+func (m *MemoryStore) writableLink(linkID string) (*memLink, error) {
+	ml, ok := m.links[linkID]
+	switch {
+	case !ok:
+		return nil, ErrNotFound
+	case !ml.link.PurgedAt.IsZero():
+		return nil, ErrPurged
+	default:
+		return ml, nil
+	}
+}
+
+// Purge deletes what the store holds about the link's user and keeps a
+// tombstone. It returns the link as it was.
+func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*Link, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	if !ok {
+		return nil, fmt.Errorf("purge link %s: %w", linkID, ErrNotFound)
+	}
+	was := ml.full()
+	tomb := newMemLink(linkID)
+	tomb.link.CreatedAt, tomb.link.ExpiresAt = was.CreatedAt, was.ExpiresAt
+	tomb.link.UpdatedAt = stored(now)
+	tomb.link.PurgedAt = was.PurgedAt
+	if tomb.link.PurgedAt.IsZero() {
+		tomb.link.PurgedAt = stored(now)
+	}
+	m.links[linkID] = tomb
+	return &was, nil
+}
+
+// ListAttention returns up to limit links of the kind due before before,
+// earliest first; limit <= 0 means all.
+func (m *MemoryStore) ListAttention(_ context.Context, kind AttentionKind, before time.Time, limit int) ([]Attention, error) {
+	before = stored(before)
+	m.mu.Lock()
+	var out []Attention
+	for id, ml := range m.links {
+		if ml.attn == kind && ml.attnDue.Before(before) {
+			out = append(out, Attention{LinkID: id, Kind: kind, Due: ml.attnDue})
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Attention) int {
+		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.LinkID, b.LinkID))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// ClearAttention takes the link off the reconciliation list.
+func (m *MemoryStore) ClearAttention(_ context.Context, linkID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	if !ok {
+		return fmt.Errorf("clear attention of link %s: %w", linkID, ErrNotFound)
+	}
+	ml.attn, ml.attnDue = "", time.Time{}
+	return nil
+}
+
+func cloneLink(l Link) Link {
+	l.ExternalInfo = slices.Clone(l.ExternalInfo)
+	l.Consents = slices.Clone(l.Consents)
+	l.ReportRequests = slices.Clone(l.ReportRequests)
+	for i, r := range l.ReportRequests {
+		l.ReportRequests[i] = cloneRequest(r)
+	}
+	l.Reports = slices.Clone(l.Reports)
+	return l
+}
+
+// cloneRequest copies r; no products is always nil, as DynamoStore reads it.
+func cloneRequest(r ReportRequest) ReportRequest {
+	if len(r.Products) == 0 {
+		r.Products = nil
+	}
+	r.Products = slices.Clone(r.Products)
+	return r
+}
+
+func cloneEvent(e EventChange) EventChange {
+	e.ExternalInfo = slices.Clone(e.ExternalInfo)
+	return e
+}
