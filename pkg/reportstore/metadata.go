@@ -1,6 +1,10 @@
 package reportstore
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/taxid"
+)
 
 // Metadata keys stored with every report (S3 sends them as x-amz-meta-*).
 const (
@@ -71,12 +75,12 @@ func containsTaxID(v string) bool {
 		return r
 	}, v)
 	for _, run := range runs(unmasked, isDigit) {
-		if len(run) == 11 && validCPF(run) {
+		if _, err := taxid.ParseCPF(run); len(run) == 11 && err == nil {
 			return true
 		}
 	}
 	for _, run := range runs(unmasked, isCNPJChar) {
-		if len(run) == 14 && validCNPJ(run) {
+		if _, err := taxid.ParseCNPJ(run); len(run) == 14 && err == nil {
 			return true
 		}
 	}
@@ -103,42 +107,4 @@ func runs(s string, in func(byte) bool) []string {
 		}
 	}
 	return out
-}
-
-func validCPF(s string) bool {
-	for n := 9; n <= 10; n++ {
-		sum := 0
-		for i := range n {
-			sum += int(s[i]-'0') * (n + 1 - i)
-		}
-		if sum*10%11%10 != int(s[n]-'0') {
-			return false
-		}
-	}
-	return true
-}
-
-// validCNPJ checks the two trailing check digits; letters count as their
-// ASCII code minus 48, as the 2026 alphanumeric CNPJ rule says.
-func validCNPJ(s string) bool {
-	if !isDigit(s[12]) || !isDigit(s[13]) {
-		return false
-	}
-	for n := 12; n <= 13; n++ {
-		sum, w := 0, n-7
-		for i := range n {
-			sum += int(s[i]-'0') * w
-			if w--; w < 2 {
-				w = 9
-			}
-		}
-		d := 11 - sum%11
-		if d >= 10 {
-			d = 0
-		}
-		if d != int(s[n]-'0') {
-			return false
-		}
-	}
-	return true
 }
