@@ -111,7 +111,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		return httpapi.Error(http.StatusServiceUnavailable, "dependency_unavailable", "The webhook cannot verify deliveries right now."), nil
 	}
 	if err := h.cfg.Verifier.Verify(key, body, sig, httpapi.Header(req, webhooksig.TimestampHeader)); err != nil {
-		reason := rejectReason(err)
+		reason := webhooksig.ErrorCode(err)
 		h.log.WarnContext(ctx, "event webhook: signature rejected", "error_code", reason)
 		h.metric.Count("SignatureRejected", 1, "Webhook", "events", "Reason", reason)
 		return httpapi.Error(http.StatusUnauthorized, reason, "The delivery's signature could not be verified."), nil
@@ -207,18 +207,5 @@ func metricName(name string) string {
 		return name
 	default:
 		return "other"
-	}
-}
-
-func rejectReason(err error) string {
-	switch {
-	case errors.Is(err, webhooksig.ErrMissingSignature):
-		return "missing_signature"
-	case errors.Is(err, webhooksig.ErrMissingTimestamp):
-		return "missing_timestamp"
-	case errors.Is(err, webhooksig.ErrStaleTimestamp):
-		return "stale_timestamp"
-	default:
-		return "invalid_signature"
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -38,14 +39,17 @@ var ErrBadEncoding = errors.New("request body is not valid base64")
 // Body returns the raw request bytes exactly as the client sent them,
 // decoding base64 when API Gateway says so, and refuses bodies over limit
 // bytes. Limits are checked before decoding so a huge body costs no copy.
+//
+// The returned slice is READ-ONLY: for a plain body it shares memory with
+// req.Body (a report can be megabytes, and the Lambda event already holds
+// it once), so writing to it would corrupt an immutable string. Hashing,
+// JSON decoding and uploading only read it.
 func Body(req Request, limit int) ([]byte, error) {
 	if !req.IsBase64Encoded {
 		if len(req.Body) > limit {
 			return nil, ErrBodyTooLarge
 		}
-		// The event already holds the body as a string; the conversion is
-		// the one copy a string-typed event forces on us.
-		return []byte(req.Body), nil
+		return unsafe.Slice(unsafe.StringData(req.Body), len(req.Body)), nil
 	}
 	if base64.StdEncoding.DecodedLen(len(req.Body)) > limit+2 {
 		return nil, ErrBodyTooLarge

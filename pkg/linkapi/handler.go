@@ -230,7 +230,7 @@ func (h *Handler) reportWebhookURL(req httpapi.Request) string {
 }
 
 func (h *Handler) get(ctx context.Context, id string) httpapi.Response {
-	if !validLinkID(id) {
+	if !linkstore.ValidLinkID(id) {
 		return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
 	}
 	link, err := h.store.GetLink(ctx, id)
@@ -242,18 +242,4 @@ func (h *Handler) get(ctx context.Context, id string) httpapi.Response {
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
 	}
 	return httpapi.JSON(http.StatusOK, NewView(link, h.now()))
-}
-
-// validLinkID accepts the ids Klavi issues (UUID-like) and refuses anything
-// that could not be one before it reaches the store.
-func validLinkID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 type Store interface {
 	CreateLink(ctx context.Context, l Link) error
 	GetLink(ctx context.Context, linkID string) (*Link, error)
+	CheckLink(ctx context.Context, linkID string) error
 	ApplyEvent(ctx context.Context, e EventChange) (Outcome, error)
 	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
 	RecordReportRequest(ctx context.Context, linkID string, r ReportRequest) error
@@ -69,6 +70,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"RecordReport", testRecordReport},
 		{"Attention", testAttention},
 		{"Purge", testPurge},
+		{"CheckLink", testCheckLink},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -569,4 +571,15 @@ func testPurge(t *testing.T, s Store) {
 	}
 	_, err = s.Purge(ctx, "X", purgedAt)
 	checkErr(t, "purge unknown", err, ErrNotFound)
+}
+
+func testCheckLink(t *testing.T, s Store) {
+	ctx := t.Context()
+	checkErr(t, "CheckLink(unknown)", s.CheckLink(ctx, "nope"), ErrNotFound)
+	mustCreate(t, s, fullLink("L-check"))
+	checkErr(t, "CheckLink(active)", s.CheckLink(ctx, "L-check"), nil)
+	if _, err := s.Purge(ctx, "L-check", t0.Add(time.Hour)); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	checkErr(t, "CheckLink(purged)", s.CheckLink(ctx, "L-check"), ErrPurged)
 }

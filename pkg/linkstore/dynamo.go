@@ -586,3 +586,28 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// CheckLink tells whether the link exists and may still receive data, with
+// one consistent read of the link item alone (not its parts): nil for an
+// active link, ErrNotFound, or ErrPurged for a link whose data was deleted.
+func (s *DynamoStore) CheckLink(ctx context.Context, linkID string) error {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 s.table,
+		ConsistentRead:            aws.Bool(true),
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk = :sk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: item{":pk": str(linkPrefix + linkID), ":sk": str(linkSK)},
+		ProjectionExpression:      aws.String("#pk, " + attrPurgedAt),
+		Limit:                     aws.Int32(1),
+	})
+	if err != nil {
+		return fmt.Errorf("check link %s: %w", linkID, err)
+	}
+	if len(out.Items) == 0 {
+		return fmt.Errorf("check link %s: %w", linkID, ErrNotFound)
+	}
+	if _, purged := out.Items[0][attrPurgedAt]; purged {
+		return fmt.Errorf("check link %s: %w", linkID, ErrPurged)
+	}
+	return nil
+}

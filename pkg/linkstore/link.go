@@ -277,3 +277,18 @@ func sortParts(l *Link) {
 		return strings.Compare(a.ProductReportID, b.ProductReportID)
 	})
 }
+
+// ValidLinkID reports whether id could be a Klavi link id (UUID-like:
+// letters, digits, '-' and '_', at most 64 characters). Handlers check ids
+// from requests with it before they reach the store.
+func ValidLinkID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -313,3 +313,18 @@ func cloneEvent(e EventChange) EventChange {
 	e.ExternalInfo = slices.Clone(e.ExternalInfo)
 	return e
 }
+
+// CheckLink tells whether the link exists and may still receive data: nil,
+// ErrNotFound, or ErrPurged.
+func (m *MemoryStore) CheckLink(_ context.Context, linkID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	switch {
+	case !ok:
+		return fmt.Errorf("check link %s: %w", linkID, ErrNotFound)
+	case !ml.link.PurgedAt.IsZero():
+		return fmt.Errorf("check link %s: %w", linkID, ErrPurged)
+	}
+	return nil
+}

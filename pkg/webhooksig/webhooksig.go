@@ -224,3 +224,19 @@ func SignCompact(secret, body []byte, at time.Time) (signature, timestamp string
 	signature, timestamp = Sign(secret, compact.Bytes(), at)
 	return signature, timestamp, nil
 }
+
+// ErrorCode maps a verification error to the stable snake_case code the
+// webhooks answer and log: missing_signature, missing_timestamp,
+// stale_timestamp, or invalid_signature for everything else.
+func ErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrMissingSignature):
+		return "missing_signature"
+	case errors.Is(err, ErrMissingTimestamp):
+		return "missing_timestamp"
+	case errors.Is(err, ErrStaleTimestamp):
+		return "stale_timestamp"
+	default:
+		return "invalid_signature"
+	}
+}

@@ -1,0 +1,245 @@
+// Package reportwebhook receives Klavi's product reports
+// (POST /webhooks/klavi/reports) and stores each one in S3, byte for byte,
+// before answering 200.
+//
+// A report can be megabytes of categorised transactions, so the handler
+// reads only the envelope (code, requestId, productName, productReportId,
+// links[].linkId), never decodes the product data, and hands the received
+// bytes to S3 without copying them. The order of work is what makes a retry
+// safe: verify, store the object (If-None-Match, so a redelivery writes
+// nothing), then record it on its link (conditional, so it is listed once).
+// A failure after the object is stored is answered 5xx; Klavi's retry then
+// finds the object and completes the record.
+package reportwebhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
+)
+
+// MaxBodyBytes is the largest report the handler accepts. API Gateway hands
+// Lambda at most 6 MB synchronously (the event, base64 included), so a report
+// above this never reaches the function at all: API Gateway answers 413 and
+// the template's alarm counts it.
+const MaxBodyBytes = 6 << 20
+
+// secretKeySource gives the HMAC key (the Klavi secretKey).
+type secretKeySource interface {
+	SecretKey(ctx context.Context) ([]byte, error)
+}
+
+// objectStore keeps report bodies.
+type objectStore interface {
+	Put(ctx context.Context, o reportstore.Object) (reportstore.PutResult, error)
+}
+
+// reportRecorder lists reports on their links.
+type reportRecorder interface {
+	CheckLink(ctx context.Context, linkID string) error
+	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
+}
+
+// Config is what the handler needs besides its dependencies.
+type Config struct {
+	SourceIPs httpapi.Allowlist
+	Verifier  webhooksig.Verifier
+	Logger    *slog.Logger
+	Metrics   *metrics.Recorder
+	Now       func() time.Time
+}
+
+// Handler answers POST /webhooks/klavi/reports.
+type Handler struct {
+	keys    secretKeySource
+	objects objectStore
+	links   reportRecorder
+	cfg     Config
+	log     *slog.Logger
+	metric  *metrics.Recorder
+	now     func() time.Time
+}
+
+// New returns a Handler.
+func New(keys secretKeySource, objects objectStore, links reportRecorder, cfg Config) *Handler {
+	h := &Handler{keys: keys, objects: objects, links: links, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// result is the 200 body.
+type result struct {
+	ProductReportID string `json:"productReportId"`
+	Stored          bool   `json:"stored"`
+	Duplicate       bool   `json:"duplicate"`
+	Matched         bool   `json:"matched"`
+}
+
+// Handle processes one report delivery.
+func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
+	if !h.cfg.SourceIPs.Allows(req) {
+		h.log.WarnContext(ctx, "report webhook: source not allowed", "error_code", "source_not_allowed")
+		h.metric.Count("SourceRejected", 1, "Webhook", "reports")
+		return httpapi.Error(http.StatusForbidden, "source_not_allowed", "This source may not call the webhook."), nil
+	}
+	body, err := httpapi.Body(req, MaxBodyBytes)
+	if errors.Is(err, httpapi.ErrBodyTooLarge) {
+		h.log.ErrorContext(ctx, "report webhook: report too large", "error_code", "body_too_large", "limit", MaxBodyBytes)
+		h.metric.Count("ReportsTooLarge", 1)
+		return httpapi.Error(http.StatusRequestEntityTooLarge, "body_too_large", "The report is larger than this webhook accepts."), nil
+	}
+	if err != nil {
+		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read."), nil
+	}
+	sig := httpapi.Header(req, webhooksig.SignatureHeader)
+	if len(bytes.TrimSpace(body)) == 0 && sig == "" {
+		// Klavi's console connectivity test: nothing to store.
+		h.log.InfoContext(ctx, "report webhook: empty connectivity check acknowledged")
+		return httpapi.JSON(http.StatusOK, result{}), nil
+	}
+
+	key, err := h.keys.SecretKey(ctx)
+	if err != nil {
+		h.log.ErrorContext(ctx, "report webhook: signature key unavailable", "error_code", "key_unavailable", "error", err)
+		return httpapi.Error(http.StatusServiceUnavailable, "dependency_unavailable", "The webhook cannot verify deliveries right now."), nil
+	}
+	if err := h.cfg.Verifier.Verify(key, body, sig, httpapi.Header(req, webhooksig.TimestampHeader)); err != nil {
+		reason := webhooksig.ErrorCode(err)
+		h.log.WarnContext(ctx, "report webhook: signature rejected", "error_code", reason)
+		h.metric.Count("SignatureRejected", 1, "Webhook", "reports", "Reason", reason)
+		return httpapi.Error(http.StatusUnauthorized, reason, "The delivery's signature could not be verified."), nil
+	}
+
+	env, err := klavireport.ParseEnvelope(body)
+	if err != nil {
+		h.log.ErrorContext(ctx, "report webhook: unreadable report", "error_code", "invalid_report", "productName", env.ProductName, "error", err)
+		h.metric.Count("ReportsMalformed", 1)
+		return httpapi.Error(http.StatusBadRequest, "invalid_report", "The body is not a Klavi report with a productReportId."), nil
+	}
+	log := h.log.With("productReportId", env.ProductReportID, "productName", env.ProductName, "requestId", env.RequestID)
+
+	linkID, err := h.matchLink(ctx, env.LinkIDs)
+	switch {
+	case errors.Is(err, linkstore.ErrPurged):
+		// The user asked for their data to be deleted: a late report for
+		// that link is acknowledged and not kept.
+		log.InfoContext(ctx, "report for a purged link discarded", "linkId", linkID)
+		h.metric.Count("ReportsDiscarded", 1, "Reason", "purged")
+		return httpapi.JSON(http.StatusOK, result{ProductReportID: env.ProductReportID}), nil
+	case err != nil:
+		log.ErrorContext(ctx, "report webhook: check link", "error", err)
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be stored. Retry."), nil
+	}
+
+	objectKey := reportstore.UnmatchedKey(env.ProductName, env.ProductReportID)
+	if linkID != "" {
+		objectKey = reportstore.ReportKey(linkID, env.ProductName, env.ProductReportID)
+	}
+	put, err := h.objects.Put(ctx, reportstore.Object{
+		Key:             objectKey,
+		Body:            body,
+		RequestID:       env.RequestID,
+		ProductName:     env.ProductName,
+		ProductReportID: env.ProductReportID,
+		Code:            strconv.Itoa(env.Code),
+	})
+	duplicate := errors.Is(err, reportstore.ErrExists)
+	if err != nil && !duplicate {
+		log.ErrorContext(ctx, "report webhook: store object", "linkId", linkID, "error", err)
+		h.metric.Count("ReportStoreFailures", 1)
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be stored. Retry."), nil
+	}
+
+	res := result{ProductReportID: env.ProductReportID, Stored: true, Duplicate: duplicate, Matched: linkID != ""}
+	if linkID == "" {
+		log.WarnContext(ctx, "report stored unmatched", "objectKey", objectKey, "bytes", put.Bytes, "duplicate", duplicate)
+		h.metric.Count("ReportsStored", 1, "Match", "unmatched", "Duplicate", strconv.FormatBool(duplicate))
+		return httpapi.JSON(http.StatusOK, res), nil
+	}
+
+	err = h.links.RecordReport(ctx, linkID, linkstore.Report{
+		ProductReportID: env.ProductReportID,
+		ProductName:     env.ProductName,
+		RequestID:       env.RequestID,
+		ObjectKey:       objectKey,
+		Code:            env.Code,
+		Bytes:           put.Bytes,
+		SHA256:          put.SHA256,
+		ReceivedAt:      h.now().UTC(),
+	})
+	switch {
+	case errors.Is(err, linkstore.ErrDuplicate):
+		res.Duplicate = true
+	case errors.Is(err, linkstore.ErrPurged):
+		// Purged between the check and now: the purge's own deletion may
+		// have run before our object landed, so say so loudly.
+		log.WarnContext(ctx, "report webhook: link purged while storing", "linkId", linkID, "objectKey", objectKey)
+		h.metric.Count("ReportsDiscarded", 1, "Reason", "purged_race")
+	case err != nil:
+		log.ErrorContext(ctx, "report webhook: record report", "linkId", linkID, "error", err)
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be recorded. Retry."), nil
+	}
+	log.InfoContext(ctx, "report stored", "linkId", linkID, "objectKey", objectKey, "bytes", put.Bytes, "code", env.Code, "duplicate", res.Duplicate)
+	h.metric.Count("ReportsStored", 1, "Match", "matched", "Duplicate", strconv.FormatBool(res.Duplicate))
+	if !res.Duplicate {
+		h.metric.Put("ReportBytes", float64(put.Bytes), metrics.UnitBytes)
+	}
+	if env.Code != 200 {
+		h.metric.Count("ReportsNotOK", 1, "Code", codeClass(env.Code))
+	}
+	return httpapi.JSON(http.StatusOK, res), nil
+}
+
+// matchLink returns the first of the report's link ids this backend knows
+// and that is still active, "" when none is known. A purged link wins over
+// unknown ones: its data must not be kept.
+func (h *Handler) matchLink(ctx context.Context, ids []string) (string, error) {
+	var purged string
+	for _, id := range ids {
+		if !linkstore.ValidLinkID(id) {
+			continue
+		}
+		err := h.links.CheckLink(ctx, id)
+		switch {
+		case err == nil:
+			return id, nil
+		case errors.Is(err, linkstore.ErrNotFound):
+		case errors.Is(err, linkstore.ErrPurged):
+			purged = id
+		default:
+			return "", err
+		}
+	}
+	if purged != "" {
+		return purged, linkstore.ErrPurged
+	}
+	return "", nil
+}
+
+// codeClass bounds the Code dimension: 204, 205 and the 5xxx families.
+func codeClass(code int) string {
+	switch {
+	case code == 204 || code == 205:
+		return strconv.Itoa(code)
+	case code >= 5000 && code < 6000:
+		return strconv.Itoa(code/100) + "xx"
+	default:
+		return "other"
+	}
+}
