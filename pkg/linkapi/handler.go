@@ -41,9 +41,13 @@ type Config struct {
 	// ReportWebhookURL, when set, is the productsCallbackURL given to Klavi.
 	// Otherwise it is derived from the request's domain and stage.
 	ReportWebhookURL string
-	Logger           *slog.Logger
-	Metrics          *metrics.Recorder
-	Now              func() time.Time
+	// AllowLoopbackRedirect accepts http://127.0.0.1 and http://localhost
+	// redirect URLs (hosts still checked). Only the local development
+	// server sets it; a deployed function never does.
+	AllowLoopbackRedirect bool
+	Logger                *slog.Logger
+	Metrics               *metrics.Recorder
+	Now                   func() time.Time
 }
 
 // Handler answers the link routes.
@@ -127,7 +131,7 @@ func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Respo
 	if err != nil {
 		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read.")
 	}
-	v, err := decodeCreate(body, h.cfg.AllowedRedirectHosts)
+	v, err := decodeCreate(body, h.cfg.AllowedRedirectHosts, h.cfg.AllowLoopbackRedirect)
 	if err != nil {
 		var inv *invalidError
 		if errors.As(err, &inv) {

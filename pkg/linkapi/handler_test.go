@@ -425,3 +425,20 @@ func TestNormalisePhone(t *testing.T) {
 		}
 	}
 }
+
+func TestLoopbackRedirectOnlyWhenAllowed(t *testing.T) {
+	body := `{"redirectURL":"http://127.0.0.1:8080/done"}`
+	e := newEnv(t)
+	e.h.cfg.AllowedRedirectHosts = []string{"127.0.0.1"}
+	resp, b := e.do(t, postWith(t, body))
+	if resp.StatusCode != http.StatusBadRequest || code(b) != "invalid_redirect_url" {
+		t.Errorf("http loopback without the dev switch = %d %s, want 400 invalid_redirect_url", resp.StatusCode, resp.Body)
+	}
+	e.h.cfg.AllowLoopbackRedirect = true
+	if resp, _ := e.do(t, postWith(t, body)); resp.StatusCode != http.StatusCreated {
+		t.Errorf("http loopback with the dev switch = %d %s, want 201", resp.StatusCode, resp.Body)
+	}
+	if resp, b := e.do(t, postWith(t, `{"redirectURL":"http://app.example.com/done"}`)); resp.StatusCode != http.StatusBadRequest || code(b) != "invalid_redirect_url" {
+		t.Errorf("http non-loopback with the dev switch = %d, want 400", resp.StatusCode)
+	}
+}

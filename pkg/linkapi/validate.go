@@ -59,7 +59,7 @@ func invalid(code, format string, args ...any) error {
 }
 
 // decodeCreate parses and validates a POST /links body.
-func decodeCreate(body []byte, allowedHosts []string) (validLink, error) {
+func decodeCreate(body []byte, allowedHosts []string, allowLoopbackHTTP bool) (validLink, error) {
 	var req createRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -109,7 +109,7 @@ func decodeCreate(body []byte, allowedHosts []string) (validLink, error) {
 		v.institutionCode = *req.InstitutionCode
 	}
 	if req.RedirectURL != nil {
-		u, err := checkRedirect(*req.RedirectURL, allowedHosts)
+		u, err := checkRedirect(*req.RedirectURL, allowedHosts, allowLoopbackHTTP)
 		if err != nil {
 			return validLink{}, err
 		}
@@ -223,9 +223,13 @@ func isInstitutionCode(s string) bool {
 
 // checkRedirect allows only https URLs on an allowed host, so a link cannot
 // be used as an open redirect. An entry "*.example.com" allows subdomains.
-func checkRedirect(raw string, allowedHosts []string) (string, error) {
+//
+// With allowLoopbackHTTP (local development only), http on 127.0.0.1 or
+// localhost is accepted too, still subject to the host list.
+func checkRedirect(raw string, allowedHosts []string, allowLoopbackHTTP bool) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Opaque != "" {
+	secure := err == nil && (u.Scheme == "https" || allowLoopbackHTTP && u.Scheme == "http" && isLoopback(u.Hostname()))
+	if err != nil || !secure || u.Host == "" || u.User != nil || u.Opaque != "" {
 		return "", invalid("invalid_redirect_url", "redirectURL must be an absolute https URL.")
 	}
 	host := strings.ToLower(u.Hostname())
@@ -239,6 +243,10 @@ func checkRedirect(raw string, allowedHosts []string) (string, error) {
 		}
 	}
 	return "", invalid("redirect_host_not_allowed", "redirectURL's host is not in the backend's allowed redirect hosts (ALLOWED_REDIRECT_HOSTS).")
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 func checkExternalInfo(raw json.RawMessage) (json.RawMessage, error) {
