@@ -1,0 +1,99 @@
+package reportrequest
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+)
+
+// reportRequester is the Klavi call this package makes.
+type reportRequester interface {
+	RequestInstitutionData(ctx context.Context, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error)
+}
+
+// store is the part of the link store this package uses.
+type store interface {
+	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
+	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
+	RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error
+	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
+}
+
+// objectDeleter deletes stored reports (reportstore.Store).
+type objectDeleter interface {
+	DeletePrefix(ctx context.Context, prefix string) (int, error)
+}
+
+// DefaultLease is how long a claim on a consent's automatic request lasts
+// when Config.Lease is zero. It must be longer than one Klavi call with the
+// client's retries, and is best set above the function's timeout.
+const DefaultLease = 2 * time.Minute
+
+// Config is what the handler needs besides its dependencies.
+type Config struct {
+	// Products are requested automatically (REPORT_PRODUCTS) and by a
+	// manual request without products; default ["all"].
+	Products []string
+	// AutoRequest makes the stream request reports when a consent is
+	// authorised (AUTO_REQUEST_REPORTS). When false, authorisations are
+	// only logged; purges happen either way.
+	AutoRequest bool
+	// Lease bounds a claim on a consent's automatic request; default
+	// DefaultLease.
+	Lease time.Duration
+	// ReportWebhookURL (REPORT_WEBHOOK_URL), when set, is the
+	// productsCallbackURL for links that carry none (links first seen in
+	// an event). A manual request otherwise derives it from its own domain.
+	ReportWebhookURL string
+	Logger           *slog.Logger
+	Metrics          *metrics.Recorder
+	Now              func() time.Time
+}
+
+// Handler requests reports and purges links.
+type Handler struct {
+	klavi    reportRequester
+	store    store
+	objects  objectDeleter
+	products []string
+	auto     bool
+	lease    time.Duration
+	webhook  string
+	log      *slog.Logger
+	metric   *metrics.Recorder
+	now      func() time.Time
+}
+
+// New returns a Handler.
+func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Handler {
+	h := &Handler{
+		klavi:    k,
+		store:    s,
+		objects:  objects,
+		products: slices.Clone(cfg.Products),
+		auto:     cfg.AutoRequest,
+		lease:    cfg.Lease,
+		webhook:  cfg.ReportWebhookURL,
+		log:      cfg.Logger,
+		metric:   cfg.Metrics,
+		now:      cfg.Now,
+	}
+	if len(h.products) == 0 {
+		h.products = []string{"all"}
+	}
+	if h.lease <= 0 {
+		h.lease = DefaultLease
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}

@@ -1,0 +1,468 @@
+package reportrequest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+)
+
+// seedFixtureLink stores the fixture's link with two AUTHORISED consents
+// and one REJECTED.
+func seedFixtureLink(t *testing.T, e *env, l linkstore.Link) {
+	t.Helper()
+	seed(t, e.store.MemoryStore, l,
+		authorised("c-1", "260"),
+		authorised("c-2", "341"),
+		linkstore.Consent{ConsentID: "c-3", InstitutionCode: "001", Status: linkstore.ConsentRejected},
+	)
+}
+
+func decodeAccepted(t *testing.T, resp httpapi.Response) acceptedResponse {
+	t.Helper()
+	var out acceptedResponse
+	if err := json.Unmarshal([]byte(resp.Body), &out); err != nil {
+		t.Fatalf("decode 202 body %q: %v", resp.Body, err)
+	}
+	return out
+}
+
+func errorCode(t *testing.T, resp httpapi.Response) string {
+	t.Helper()
+	var body httpapi.ErrorBody
+	if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+		t.Fatalf("decode error body %q: %v", resp.Body, err)
+	}
+	return body.Error.Code
+}
+
+func TestHTTPFixture(t *testing.T) {
+	e := newEnv(t, nil)
+	seedFixtureLink(t, e, personalLink(fixtureLinkID))
+	req := loadHTTP(t, "report-request-http.json")
+
+	resp, err := e.h.HandleHTTP(t.Context(), req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("HandleHTTP = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
+	}
+	products := []string{"pf_checking_account", "pf_credit_card"}
+	want := acceptedResponse{Requests: []requestView{
+		{RequestID: "req-1", ConsentID: "c-1", InstitutionCode: "260", Products: products},
+		{RequestID: "req-2", ConsentID: "c-2", InstitutionCode: "341", Products: products},
+	}}
+	if diff := cmp.Diff(want, decodeAccepted(t, resp), cmp.AllowUnexported(failureView{})); diff != "" {
+		t.Errorf("202 body mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(resp.Body, `"requestId":"req-1"`) || strings.Contains(resp.Body, "failures") {
+		t.Errorf("body %s: want requestId fields and no failures", resp.Body)
+	}
+	calls := e.klavi.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("klavi calls = %d, want 2", len(calls))
+	}
+	for i, c := range calls {
+		if c.kind != klavi.Personal || !cmp.Equal(c.req.Products, products) || c.req.TaxID != testCPF ||
+			!cmp.Equal(c.req.ProductsCallbackURL, map[string]string{"all": testWebhookURL}) {
+			t.Errorf("klavi call %d = %+v", i, c)
+		}
+	}
+	l := getLink(t, e.store.MemoryStore, fixtureLinkID)
+	if len(l.ReportRequests) != 2 {
+		t.Fatalf("recorded requests = %+v, want 2", l.ReportRequests)
+	}
+	for _, r := range l.ReportRequests {
+		if r.Trigger != linkstore.TriggerManual || !cmp.Equal(r.Products, products) {
+			t.Errorf("recorded request = %+v, want trigger manual with the body's products", r)
+		}
+	}
+	// A manual request leaves the automatic one to do.
+	for _, c := range l.Consents {
+		if c.RequestID != "" {
+			t.Errorf("consent %s request id = %q, want none after a manual request", c.ConsentID, c.RequestID)
+		}
+	}
+	checkNoTaxID(t, "response", resp.Body)
+	checkNoTaxID(t, "logs", e.logs.String())
+}
+
+func TestHTTPManualNotDeduplicated(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Products = []string{"pf_balance"} })
+	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+	req := loadHTTP(t, "report-request-http.json")
+	req.Body = ""
+	req.Headers = map[string]string{} // no body, no content type needed
+	for i := range 2 {
+		resp, _ := e.h.HandleHTTP(t.Context(), req)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("request %d: status %d %s, want 202", i+1, resp.StatusCode, resp.Body)
+		}
+	}
+	calls := e.klavi.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("klavi calls = %d, want 2", len(calls))
+	}
+	if !cmp.Equal(calls[0].req.Products, []string{"pf_balance"}) {
+		t.Errorf("products = %q, want the configured ones", calls[0].req.Products)
+	}
+	if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 2 {
+		t.Errorf("recorded requests = %d, want 2", n)
+	}
+}
+
+func TestHTTPBodies(t *testing.T) {
+	thirtyOne := make([]string, 31)
+	for i := range thirtyOne {
+		thirtyOne[i] = "p" + strings.Repeat("x", i)
+	}
+	tooMany, _ := json.Marshal(map[string]any{"products": thirtyOne})
+	thirty, _ := json.Marshal(map[string]any{"products": thirtyOne[:30]})
+	tests := []struct {
+		name         string
+		body         string
+		contentType  string
+		base64       bool
+		wantStatus   int
+		wantCode     string
+		wantProducts []string
+	}{
+		{name: "products", body: `{"products":["pf_checking_account"]}`, wantStatus: 202, wantProducts: []string{"pf_checking_account"}},
+		{name: "empty object", body: `{}`, wantStatus: 202, wantProducts: []string{"all"}},
+		{name: "null products", body: `{"products":null}`, wantStatus: 202, wantProducts: []string{"all"}},
+		{name: "whitespace body", body: " \n", contentType: "-", wantStatus: 202, wantProducts: []string{"all"}},
+		{name: "repeats dropped", body: `{"products":["pf_loans","pf_funds","pf_loans"]}`, wantStatus: 202, wantProducts: []string{"pf_loans", "pf_funds"}},
+		{name: "all", body: `{"products":["all"]}`, wantStatus: 202, wantProducts: []string{"all"}},
+		{name: "thirty", body: string(thirty), wantStatus: 202, wantProducts: thirtyOne[:30]},
+		{name: "base64", body: base64.StdEncoding.EncodeToString([]byte(`{"products":["pf_funds"]}`)), base64: true, wantStatus: 202, wantProducts: []string{"pf_funds"}},
+		{name: "json with charset", body: `{"products":["pf_funds"]}`, contentType: "application/json; charset=utf-8", wantStatus: 202, wantProducts: []string{"pf_funds"}},
+		{name: "not json", body: `products=all`, contentType: "application/x-www-form-urlencoded", wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "no content type", body: `{"products":["all"]}`, contentType: "-", wantStatus: 415, wantCode: "unsupported_media_type"},
+		{name: "too large", body: `{"products":["` + strings.Repeat("a", maxBodyBytes) + `"]}`, wantStatus: 413, wantCode: "body_too_large"},
+		{name: "bad base64", body: "%%%", base64: true, wantStatus: 400, wantCode: "invalid_body"},
+		{name: "unknown field", body: `{"products":["all"],"taxId":"12345678909"}`, wantStatus: 400, wantCode: "unknown_field"},
+		{name: "empty products", body: `{"products":[]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "too many products", body: string(tooMany), wantStatus: 400, wantCode: "invalid_products"},
+		{name: "upper case", body: `{"products":["PF_FUNDS"]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "empty name", body: `{"products":[""]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "dash", body: `{"products":["pf-funds"]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "name too long", body: `{"products":["` + strings.Repeat("a", 65) + `"]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "all with others", body: `{"products":["all","pf_funds"]}`, wantStatus: 400, wantCode: "invalid_products"},
+		{name: "products not an array", body: `{"products":"all"}`, wantStatus: 400, wantCode: "invalid_field_type"},
+		{name: "product not a string", body: `{"products":[1]}`, wantStatus: 400, wantCode: "invalid_field_type"},
+		{name: "array body", body: `["all"]`, wantStatus: 400, wantCode: "invalid_json"},
+		{name: "broken json", body: `{"products":`, wantStatus: 400, wantCode: "invalid_json"},
+		{name: "two objects", body: `{}{}`, wantStatus: 400, wantCode: "invalid_json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+			req := loadHTTP(t, "report-request-http.json")
+			req.Body, req.IsBase64Encoded = tc.body, tc.base64
+			switch tc.contentType {
+			case "":
+			case "-":
+				delete(req.Headers, "content-type")
+			default:
+				req.Headers["content-type"] = tc.contentType
+			}
+			resp, err := e.h.HandleHTTP(t.Context(), req)
+			if err != nil || resp.StatusCode != tc.wantStatus {
+				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+			}
+			if tc.wantCode != "" {
+				if got := errorCode(t, resp); got != tc.wantCode {
+					t.Errorf("error code = %q, want %q", got, tc.wantCode)
+				}
+				if n := len(e.klavi.Calls()); n != 0 {
+					t.Errorf("klavi calls = %d, want 0", n)
+				}
+				checkNoTaxID(t, "response", resp.Body)
+				return
+			}
+			calls := e.klavi.Calls()
+			if len(calls) != 1 || !cmp.Equal(calls[0].req.Products, tc.wantProducts) {
+				t.Errorf("klavi calls = %+v, want one with products %q", calls, tc.wantProducts)
+			}
+		})
+	}
+}
+
+func TestHTTPLinkStates(t *testing.T) {
+	tests := []struct {
+		name       string
+		setup      func(t *testing.T, e *env)
+		linkID     string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "unknown link", setup: func(*testing.T, *env) {}, wantStatus: 404, wantCode: "link_not_found"},
+		{name: "invalid link id", setup: func(*testing.T, *env) {}, linkID: "l%2F1", wantStatus: 404, wantCode: "link_not_found"},
+		{
+			name: "purged link",
+			setup: func(t *testing.T, e *env) {
+				seedFixtureLink(t, e, personalLink(fixtureLinkID))
+				if _, err := e.store.MemoryStore.Purge(t.Context(), fixtureLinkID, testStart); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantStatus: 410, wantCode: "link_deleted",
+		},
+		{
+			name: "no consent",
+			setup: func(t *testing.T, e *env) {
+				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID))
+			},
+			wantStatus: 409, wantCode: "no_authorised_consent",
+		},
+		{
+			name: "no authorised consent",
+			setup: func(t *testing.T, e *env) {
+				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID),
+					linkstore.Consent{ConsentID: "c-1", InstitutionCode: "260", Status: linkstore.ConsentAwaitingAuthorisation},
+					linkstore.Consent{ConsentID: "c-2", InstitutionCode: "341", Status: linkstore.ConsentExpired})
+			},
+			wantStatus: 409, wantCode: "no_authorised_consent",
+		},
+		{
+			name: "no tax id",
+			setup: func(t *testing.T, e *env) {
+				l := personalLink(fixtureLinkID)
+				l.TaxIDType, l.TaxID = linkstore.TaxIDUnknown, ""
+				seedFixtureLink(t, e, l)
+			},
+			wantStatus: 409, wantCode: "tax_id_unknown",
+		},
+		{
+			name: "consent without institution",
+			setup: func(t *testing.T, e *env) {
+				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentAuthorised})
+			},
+			wantStatus: 409, wantCode: "institution_unknown",
+		},
+		{
+			name: "store unavailable",
+			setup: func(_ *testing.T, e *env) {
+				e.store.getErr = errors.New("dynamodb: throttled")
+			},
+			wantStatus: 503, wantCode: "storage_unavailable",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tc.setup(t, e)
+			req := loadHTTP(t, "report-request-http.json")
+			if tc.linkID != "" {
+				req.PathParameters["linkId"] = tc.linkID
+			}
+			resp, err := e.h.HandleHTTP(t.Context(), req)
+			if err != nil || resp.StatusCode != tc.wantStatus {
+				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+			}
+			if got := errorCode(t, resp); got != tc.wantCode {
+				t.Errorf("error code = %q, want %q", got, tc.wantCode)
+			}
+			if n := len(e.klavi.Calls()); n != 0 {
+				t.Errorf("klavi calls = %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestHTTPRoutes(t *testing.T) {
+	tests := []struct {
+		name       string
+		routeKey   string
+		method     string
+		rawPath    string
+		stage      string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "route key", routeKey: "POST /links/{linkId}/reports", method: "POST", wantStatus: 202},
+		{name: "default route, raw path", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID + "/reports", wantStatus: 202},
+		{name: "stage prefix", routeKey: "$default", method: "POST", rawPath: "/prod/links/" + fixtureLinkID + "/reports/", stage: "prod", wantStatus: 202},
+		{name: "wrong method", routeKey: "GET /links/{linkId}/reports", method: "GET", wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "other route", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID, wantStatus: 404, wantCode: "route_not_found"},
+		{name: "nested path", routeKey: "$default", method: "POST", rawPath: "/links/a/b/reports", wantStatus: 404, wantCode: "route_not_found"},
+		{name: "empty id", routeKey: "$default", method: "POST", rawPath: "/links//reports", wantStatus: 404, wantCode: "route_not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+			req := loadHTTP(t, "report-request-http.json")
+			req.RouteKey = tc.routeKey
+			req.RequestContext.HTTP.Method = tc.method
+			if tc.rawPath != "" {
+				req.RawPath = tc.rawPath
+				req.PathParameters = nil
+			}
+			if tc.stage != "" {
+				req.RequestContext.Stage = tc.stage
+			}
+			resp, _ := e.h.HandleHTTP(t.Context(), req)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
+			}
+			if tc.wantCode != "" {
+				if got := errorCode(t, resp); got != tc.wantCode {
+					t.Errorf("error code = %q, want %q", got, tc.wantCode)
+				}
+			}
+		})
+	}
+}
+
+func TestHTTPKlaviFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantCode   string
+	}{
+		{"consent no longer authorised", apiError(416, 4001), 409, "consent_not_authorised"},
+		{"invalid product", apiError(416, 4002), 400, "klavi_rejected_products"},
+		{"no products", apiError(416, 4005), 400, "klavi_rejected_products"},
+		{"invalid callback", apiError(416, 4006), 502, "klavi_error"},
+		{"bad request", apiError(400, 400), 502, "klavi_error"},
+		{"rate limited", apiError(429, 429), 503, "klavi_busy"},
+		{"server error", apiError(500, 500), 502, "klavi_error"},
+		{"unavailable", apiError(503, 503), 502, "klavi_error"},
+		{"network", errors.New("dial tcp: connection refused"), 503, "klavi_unavailable"},
+		{"token source", errors.New("secretsmanager: access denied"), 503, "klavi_unavailable"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+			e.klavi.failWith(tc.err)
+			resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
+			}
+			if got := errorCode(t, resp); got != tc.wantCode {
+				t.Errorf("error code = %q, want %q", got, tc.wantCode)
+			}
+			if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 0 {
+				t.Errorf("recorded requests = %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestHTTPPartialFailure(t *testing.T) {
+	e := newEnv(t, nil)
+	seedFixtureLink(t, e, personalLink(fixtureLinkID))
+	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+		if r.InstitutionCode == "341" {
+			return nil, apiError(416, 4001)
+		}
+		return &klavi.ReportRequestAccepted{RequestID: "req-260"}, nil
+	}
+	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
+	}
+	products := []string{"pf_checking_account", "pf_credit_card"}
+	want := acceptedResponse{
+		Requests: []requestView{{RequestID: "req-260", ConsentID: "c-1", InstitutionCode: "260", Products: products}},
+		Failures: []failureView{{ConsentID: "c-2", InstitutionCode: "341", Error: httpapi.ErrorDetail{
+			Code: "consent_not_authorised", Message: "Klavi no longer accepts this consent; the user must authorise again.",
+		}}},
+	}
+	if diff := cmp.Diff(want, decodeAccepted(t, resp), cmp.AllowUnexported(failureView{})); diff != "" {
+		t.Errorf("202 body mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestHTTPAllFailPrefersRetryable(t *testing.T) {
+	e := newEnv(t, nil)
+	seedFixtureLink(t, e, personalLink(fixtureLinkID))
+	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+		if r.InstitutionCode == "260" {
+			return nil, apiError(416, 4001)
+		}
+		return nil, apiError(429, 429)
+	}
+	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, resp) != "klavi_busy" {
+		t.Errorf("answer = %d %s, want 503 klavi_busy", resp.StatusCode, resp.Body)
+	}
+}
+
+func TestHTTPRecordFailsAfterKlaviAccepted(t *testing.T) {
+	e := newEnv(t, nil)
+	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+	e.store.recordErr = errors.New("dynamodb: throttled")
+	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d %s, want 202: Klavi took the request", resp.StatusCode, resp.Body)
+	}
+	if got := decodeAccepted(t, resp).Requests; len(got) != 1 || got[0].RequestID != "req-1" {
+		t.Errorf("requests = %+v, want req-1", got)
+	}
+	if got := e.metrics.Sum("ReportRequestsUnrecorded", nil); got != 1 {
+		t.Errorf("ReportRequestsUnrecorded = %v, want 1", got)
+	}
+}
+
+func TestHTTPWebhookURL(t *testing.T) {
+	tests := []struct {
+		name       string
+		linkURL    string
+		configured string
+		stage      string
+		want       string
+	}{
+		{name: "link's own", linkURL: testWebhookURL, configured: "https://other.example.com/r", want: testWebhookURL},
+		{name: "configured", configured: "https://other.example.com/r", want: "https://other.example.com/r"},
+		{name: "derived", want: "https://abc123.execute-api.sa-east-1.amazonaws.com/webhooks/klavi/reports"},
+		{name: "derived with stage", stage: "prod", want: "https://abc123.execute-api.sa-east-1.amazonaws.com/prod/webhooks/klavi/reports"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.ReportWebhookURL = tc.configured })
+			l := personalLink(fixtureLinkID)
+			l.ReportWebhookURL = tc.linkURL
+			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
+			req := loadHTTP(t, "report-request-http.json")
+			if tc.stage != "" {
+				req.RequestContext.Stage = tc.stage
+			}
+			resp, _ := e.h.HandleHTTP(t.Context(), req)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
+			}
+			if got := e.klavi.Calls()[0].req.ProductsCallbackURL; !cmp.Equal(got, map[string]string{"all": tc.want}) {
+				t.Errorf("productsCallbackURL = %v, want all -> %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHTTPBusinessLink(t *testing.T) {
+	e := newEnv(t, nil)
+	l := personalLink(fixtureLinkID)
+	l.TaxIDType, l.TaxID = linkstore.TaxIDBusiness, testCNPJ
+	seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
+	req := loadHTTP(t, "report-request-http.json")
+	req.Body = `{"products":["pj_checking_account"]}`
+	resp, _ := e.h.HandleHTTP(t.Context(), req)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
+	}
+	if c := e.klavi.Calls()[0]; c.kind != klavi.Business || c.req.TaxID != testCNPJ {
+		t.Errorf("klavi call kind %q, tax id matches %v; want business with the CNPJ", c.kind, c.req.TaxID == testCNPJ)
+	}
+	checkNoTaxID(t, "response", resp.Body)
+	checkNoTaxID(t, "logs", e.logs.String())
+}

@@ -1,0 +1,218 @@
+package reportrequest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+)
+
+// unidentifiedPrefix starts the id recorded for a request Klavi accepted
+// without telling its requestId.
+const unidentifiedPrefix = "unidentified-"
+
+// RequestForConsent makes the automatic report request of one consent,
+// once: it claims the consent, reads the link, asks Klavi for the
+// institution's reports on the personal or business endpoint and records
+// the request with trigger (linkstore.TriggerStream or TriggerReconcile).
+//
+// It returns the new request id, or "" with a nil error when there is
+// nothing to do: the request was made before, the consent is no longer
+// AUTHORISED, or the consent or its link is gone (purged). It returns an
+// error matching ErrInProgress while another caller holds the claim, one
+// matching ErrPermanent when trying again cannot help (see the package
+// documentation), and any other error when it can.
+func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error) {
+	if trigger != linkstore.TriggerStream && trigger != linkstore.TriggerReconcile {
+		err := permanent(reasonInvalidTrigger, fmt.Errorf("request reports for consent %s of link %s: %w %q", consentID, linkID, ErrInvalidTrigger, trigger))
+		h.countFailure(err)
+		return "", err
+	}
+	now := h.now()
+	err := h.store.ClaimAutoRequest(ctx, linkID, consentID, h.lease, now)
+	switch {
+	case errors.Is(err, linkstore.ErrDuplicate):
+		h.skipped(ctx, linkID, consentID, trigger, reasonAlreadyRequested)
+		return "", nil
+	case errors.Is(err, linkstore.ErrNotAuthorised):
+		h.skipped(ctx, linkID, consentID, trigger, reasonNotAuthorised)
+		return "", nil
+	case errors.Is(err, linkstore.ErrNotFound):
+		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		return "", nil
+	case errors.Is(err, linkstore.ErrLeaseHeld):
+		h.skipped(ctx, linkID, consentID, trigger, reasonInProgress)
+		return "", fmt.Errorf("request reports for consent %s of link %s: %w: %w", consentID, linkID, ErrInProgress, err)
+	case err != nil:
+		err = temporary(reasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
+		h.countFailure(err)
+		return "", err
+	}
+
+	link, err := h.store.GetLink(ctx, linkID)
+	if errors.Is(err, linkstore.ErrNotFound) {
+		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		return "", nil
+	}
+	if err != nil {
+		err = temporary(reasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
+		h.countFailure(err)
+		return "", err
+	}
+	if !link.PurgedAt.IsZero() {
+		h.skipped(ctx, linkID, consentID, trigger, reasonPurged)
+		return "", nil
+	}
+	i := slices.IndexFunc(link.Consents, func(c linkstore.Consent) bool { return c.ConsentID == consentID })
+	if i < 0 {
+		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		return "", nil
+	}
+	consent := link.Consents[i]
+	if !isStatus(consent.Status, linkstore.ConsentAuthorised) {
+		h.skipped(ctx, linkID, consentID, trigger, reasonNotAuthorised)
+		return "", nil
+	}
+
+	// The call must end well inside the lease, so that its outcome is
+	// recorded before anybody else may claim the consent. The lease was
+	// taken a store read ago; the timeout runs on real time either way.
+	requestID, err := h.send(ctx, h.lease*3/4, link, consent, h.products, h.webhookURL(link, ""), trigger)
+	if err != nil {
+		h.countFailure(err)
+		return requestID, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err)
+	}
+	return requestID, nil
+}
+
+// send asks Klavi for one consent's reports and records the request. The
+// Klavi call is bounded by klaviTimeout when it is not zero. When Klavi
+// accepted the request but recording it failed, send returns the request
+// id together with the error: the request was made.
+func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *linkstore.Link, c linkstore.Consent, products []string, webhookURL, trigger string) (string, error) {
+	kind, err := taxIDKind(link)
+	if err != nil {
+		return "", err
+	}
+	institution := c.InstitutionCode
+	if institution == "" {
+		institution = link.InstitutionCode
+	}
+	if institution == "" {
+		return "", permanent(reasonNoInstitution, ErrNoInstitution)
+	}
+	if webhookURL == "" {
+		return "", permanent(reasonNoWebhookURL, ErrNoWebhookURL)
+	}
+	req := klavi.InstitutionDataRequest{
+		TaxID:               link.TaxID,
+		InstitutionCode:     institution,
+		LinkID:              link.LinkID,
+		ConsentIDs:          []string{c.ConsentID},
+		Products:            slices.Clone(products),
+		ProductsCallbackURL: map[string]string{"all": webhookURL},
+		ExternalInfo:        link.ExternalInfo,
+	}
+
+	callCtx := ctx
+	if klaviTimeout > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, klaviTimeout)
+		defer cancel()
+	}
+	accepted, err := h.klavi.RequestInstitutionData(callCtx, kind, req)
+	var requestID string
+	switch {
+	case err == nil:
+		if accepted != nil {
+			requestID = accepted.RequestID
+		}
+	case errors.Is(err, klavi.ErrMalformedResponse):
+		// A 2xx that could not be read: Klavi did act on the request.
+	default:
+		return "", classifyKlavi(fmt.Errorf("ask klavi: %w", err))
+	}
+	if requestID == "" {
+		requestID = unidentifiedPrefix + strings.ToLower(rand.Text())
+		h.metric.Count("ReportRequestsUnidentified", 1)
+		attrs := []any{"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID}
+		if err != nil {
+			attrs = append(attrs, "error", err)
+		}
+		h.log.WarnContext(ctx, "klavi accepted a report request without a requestId; recording it under a generated id", attrs...)
+	}
+
+	rec := linkstore.ReportRequest{
+		RequestID:       requestID,
+		ConsentID:       c.ConsentID,
+		InstitutionCode: institution,
+		Products:        slices.Clone(products),
+		RequestedAt:     h.now(),
+		Trigger:         trigger,
+	}
+	h.metric.Count("ReportRequestsSent", 1, "Trigger", trigger)
+	err = h.store.RecordReportRequest(ctx, link.LinkID, rec)
+	switch {
+	case err == nil, errors.Is(err, linkstore.ErrDuplicate):
+	case errors.Is(err, linkstore.ErrPurged), errors.Is(err, linkstore.ErrNotFound):
+		// The user's data was deleted while the request was in flight;
+		// nothing may be stored for the link any more.
+		h.log.InfoContext(ctx, "report request not recorded: link purged meanwhile",
+			"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID)
+	default:
+		h.metric.Count("ReportRequestsUnrecorded", 1, "Trigger", trigger)
+		return requestID, temporary(reasonStoreUnavailable, fmt.Errorf("record request %s: %w", requestID, err))
+	}
+	h.log.InfoContext(ctx, "report request sent",
+		"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID,
+		"institutionCode", institution, "products", len(products), "trigger", trigger)
+	return requestID, nil
+}
+
+// taxIDKind picks the Klavi endpoint for the link's tax id.
+func taxIDKind(link *linkstore.Link) (klavi.TaxIDKind, error) {
+	if link.TaxID != "" {
+		switch link.TaxIDType {
+		case linkstore.TaxIDPersonal:
+			return klavi.Personal, nil
+		case linkstore.TaxIDBusiness:
+			return klavi.Business, nil
+		}
+	}
+	return "", permanent(reasonUnknownTaxIDType, ErrUnknownTaxIDType)
+}
+
+// webhookURL is where Klavi must POST the link's reports: the URL the link
+// was created with, else the configured one, else fallback.
+func (h *Handler) webhookURL(link *linkstore.Link, fallback string) string {
+	switch {
+	case link.ReportWebhookURL != "":
+		return link.ReportWebhookURL
+	case h.webhook != "":
+		return h.webhook
+	default:
+		return fallback
+	}
+}
+
+func (h *Handler) skipped(ctx context.Context, linkID, consentID, trigger, reason string) {
+	h.metric.Count("ReportRequestsSkipped", 1, "Reason", reason)
+	h.log.InfoContext(ctx, "report request skipped",
+		"linkId", linkID, "consentId", consentID, "trigger", trigger, "reason", reason)
+}
+
+func (h *Handler) countFailure(err error) {
+	if reason := reasonOf(err); reason != "" {
+		h.metric.Count("ReportRequestsFailed", 1, "Reason", reason)
+	}
+}
+
+// isStatus compares consent statuses as Klavi's values are compared:
+// case-insensitively.
+func isStatus(got, want string) bool { return strings.EqualFold(strings.TrimSpace(got), want) }
