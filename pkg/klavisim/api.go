@@ -78,12 +78,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // {placeholders}, in order. A nil error answers 200 with resp as JSON.
 type handlerFunc func(r *http.Request, body []byte, params []string) (resp any, err *apiError)
 
+// pageFunc answers a browser route (the hosted consent page) itself, with
+// HTML or a redirect instead of JSON.
+type pageFunc func(w http.ResponseWriter, r *http.Request, body []byte, params []string)
+
 type route struct {
 	method   string
 	segments []string // "" matches any one non-empty segment
 	auth     bool     // needs a valid access token
 	jsonBody bool     // needs Content-Type: application/json
 	handle   handlerFunc
+	page     pageFunc // set instead of handle on browser routes
 }
 
 const (
@@ -103,8 +108,8 @@ func newRoute(method, pattern string, auth, body bool, h handlerFunc) route {
 	return route{method: method, segments: segs, auth: auth, jsonBody: body, handle: h}
 }
 
-// apiRoutes is the routing table of the data API. The consent page and the
-// linkToken endpoints are added as further rows.
+// apiRoutes is the routing table of the data API. The consent page's rows
+// are in consent_page.go.
 func (s *Simulator) apiRoutes() []route {
 	return []route{
 		newRoute(http.MethodPost, "/data/v1/auth", public, jsonBody, s.handleAuth),
@@ -166,6 +171,10 @@ func (s *Simulator) serveAPI(w http.ResponseWriter, r *http.Request, body []byte
 			return
 		}
 		writeError(w, errStatus(http.StatusNotFound, "route not found"))
+		return
+	}
+	if rt.page != nil {
+		rt.page(w, r, body, params)
 		return
 	}
 	if rt.auth {
@@ -307,7 +316,7 @@ func (s *Simulator) handleCreateLink(r *http.Request, body []byte, _ []string) (
 
 	now := s.now()
 	l := &Link{
-		ID:                  newUUID(),
+		ID:                  s.ids.uuid(),
 		Token:               rand.Text(),
 		PersonalTaxID:       v["personalTaxId"],
 		BusinessTaxID:       v["businessTaxId"],

@@ -44,7 +44,7 @@ func DefaultProducts() []string {
 // then accepts no credentials.
 type Options struct {
 	// AccessKey and SecretKey are the only credentials /auth accepts.
-	// SecretKey will also key webhook signatures.
+	// SecretKey also keys webhook signatures.
 	AccessKey, SecretKey string
 
 	// TokenTTL is the lifetime of the access tokens it grants (default 30m).
@@ -67,9 +67,58 @@ type Options struct {
 
 	// OnEvent, when set, sees every state change. It is called
 	// synchronously, after the simulator's lock is released, from the
-	// goroutine that made the change (usually an HTTP handler), so it may
-	// call the Simulator but should not block.
+	// goroutine that made the change (an HTTP handler, a state method, or
+	// the background report generation), so it may call the Simulator but
+	// should not block.
 	OnEvent func(Event)
+
+	// EventWebhookURL is the partner's event webhook, as entered in
+	// Klavi's console. When set, every event is POSTed there, signed (see
+	// webhooks.go). See SetEventWebhookURL.
+	EventWebhookURL string
+
+	// PartnerAppID is the partnerAppId of event bodies (default
+	// "12345678", the reference's example).
+	PartnerAppID string
+
+	// GenerateReports turns accepted report requests into product reports
+	// POSTed to the request's, else the link's productsCallbackURL, else
+	// ReportWebhookURL, with product_generated_* events. Off by default,
+	// so that a simulator used only as a data API starts no background
+	// work and POSTs nothing.
+	GenerateReports bool
+
+	// ReportWebhookURL is the global report webhook of Klavi's console,
+	// used when neither the request nor the link routes a product. See
+	// SetReportWebhookURL.
+	ReportWebhookURL string
+
+	// ReportSize gives the approximate body size in bytes of a product's
+	// report (default DefaultReportSize for every product).
+	ReportSize func(product string) int
+
+	// Seed makes report data and chaos decisions reproducible. A non-zero
+	// seed also makes the ids in webhook bodies and redirects (linkId,
+	// consentId, externalTrackId, requestId, eventId, productReportId)
+	// reproducible, so that two simulators given the same calls in the
+	// same order send the same bytes.
+	Seed int64
+
+	// SignCompactVariant sends webhook bodies pretty-printed but signs
+	// their compact form, the way Klavi's Node sample computes the
+	// signature, to exercise a verifier's fallback.
+	SignCompactVariant bool
+
+	// Delivery is the webhook retry policy (default Klavi's).
+	Delivery DeliveryPolicy
+
+	// WebhookTransport carries webhook POSTs (default
+	// http.DefaultTransport), e.g. an httptest TLS server's client
+	// transport.
+	WebhookTransport http.RoundTripper
+
+	// Chaos misbehaves on purpose; see Chaos and SetChaos.
+	Chaos Chaos
 }
 
 // Request is one request the simulator received.
@@ -97,6 +146,15 @@ type Simulator struct {
 	products  map[string]bool
 	routes    []route
 	observers []func(Event)
+	ids       *idSource
+	seed      int64
+	pages     *pageTemplates
+	hooks     *hooks
+
+	generateReports bool
+	reportSize      func(product string) int
+	partnerAppID    string
+	signCompact     bool
 
 	mu        sync.Mutex
 	publicURL string
@@ -138,7 +196,21 @@ func New(o Options) *Simulator {
 	for _, p := range products {
 		s.products[p] = true
 	}
-	s.routes = s.apiRoutes()
+	s.ids = newIDSource(o.Seed)
+	s.seed = o.Seed
+	s.pages = newPageTemplates()
+	s.generateReports = o.GenerateReports
+	s.reportSize = o.ReportSize
+	s.partnerAppID = o.PartnerAppID
+	if s.partnerAppID == "" {
+		s.partnerAppID = defaultPartnerAppID
+	}
+	s.signCompact = o.SignCompactVariant
+	s.hooks = newHooks(o)
+	s.routes = append(s.apiRoutes(), s.pageRoutes()...)
+	// Webhook delivery first, so that product_request_received is queued
+	// before report generation can queue product_generated_*.
+	s.observers = append(s.observers, s.queueEventWebhook, s.startReports)
 	if o.OnEvent != nil {
 		s.observers = append(s.observers, o.OnEvent)
 	}
@@ -176,6 +248,12 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if handled {
 			return
 		}
+	}
+
+	if status, handled := s.applyAPIChaos(w, r); handled {
+		rec.Status = status
+		s.record(rec)
+		return
 	}
 
 	sw := &statusWriter{ResponseWriter: w}

@@ -1,7 +1,6 @@
 package klavisim
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,14 +24,16 @@ const (
 
 // Event names, the eventName values of Klavi's event webhooks (§3).
 const (
-	EventLinkCreated            = "link_created"
-	EventConsentAuthorised      = "consent_authorised"
-	EventConsentError           = "consent_error"
-	EventConsentRejected        = "consent_rejected"
-	EventConsentExpired         = "consent_expired"
-	EventConsentRevoked         = "consent_revoked"
-	EventConsentDeletedByUser   = "consent_deleted_by_user"
-	EventProductRequestReceived = "product_request_received"
+	EventLinkCreated             = "link_created"
+	EventConsentAuthorised       = "consent_authorised"
+	EventConsentError            = "consent_error"
+	EventConsentRejected         = "consent_rejected"
+	EventConsentExpired          = "consent_expired"
+	EventConsentRevoked          = "consent_revoked"
+	EventConsentDeletedByUser    = "consent_deleted_by_user"
+	EventProductRequestReceived  = "product_request_received"
+	EventProductGeneratedSuccess = "product_generated_success"
+	EventProductGeneratedFailed  = "product_generated_failed"
 )
 
 // Report request levels and person types: the two parts of the request path.
@@ -135,13 +136,17 @@ type ReportRequest struct {
 
 // Event is a state change, named after the Klavi event webhook it will
 // produce. Link is set on every event; Consent on consent_* events;
-// ReportRequest on product_request_received. They are copies.
+// ReportRequest on product_* events. They are copies. ProductName and
+// ProductReportID are set on product_generated_* events (the report id
+// only on success).
 type Event struct {
-	Name          string
-	Time          time.Time
-	Link          *Link
-	Consent       *Consent
-	ReportRequest *ReportRequest
+	Name            string
+	Time            time.Time
+	Link            *Link
+	Consent         *Consent
+	ReportRequest   *ReportRequest
+	ProductName     string
+	ProductReportID string
 }
 
 // state is everything the simulator knows, guarded by Simulator.mu. Slices
@@ -225,7 +230,14 @@ func (s *Simulator) ReportRequests() []ReportRequest {
 // one. It fails with ErrNotFound, ErrLinkExpired, ErrNoTaxID (the link was
 // created without a tax id) or ErrInstitution.
 func (s *Simulator) AuthoriseConsent(linkID, institutionCode string) (Consent, error) {
-	return s.setLinkConsent(linkID, institutionCode, StatusAuthorised)
+	return s.setLinkConsent("authorise consent", linkID, institutionCode, StatusAuthorised)
+}
+
+// RejectConsent records that the link's user refused institutionCode: the
+// link's consent for that institution is created or moved to REJECTED. It
+// fails like AuthoriseConsent.
+func (s *Simulator) RejectConsent(linkID, institutionCode string) (Consent, error) {
+	return s.setLinkConsent("reject consent", linkID, institutionCode, StatusRejected)
 }
 
 // SetConsentStatus moves a consent to any status of the reference, e.g.
@@ -256,21 +268,21 @@ func validStatus(status string) bool {
 	return ok
 }
 
-func (s *Simulator) setLinkConsent(linkID, institutionCode, status string) (Consent, error) {
+func (s *Simulator) setLinkConsent(op, linkID, institutionCode, status string) (Consent, error) {
 	s.mu.Lock()
 	l, ok := s.state.linkByID[linkID]
 	if !ok {
 		s.mu.Unlock()
-		return Consent{}, fmt.Errorf("authorise consent: link %s: %w", linkID, ErrNotFound)
+		return Consent{}, fmt.Errorf("%s: link %s: %w", op, linkID, ErrNotFound)
 	}
 	now := s.now()
 	switch {
 	case !now.Before(l.ExpiresAt):
 		s.mu.Unlock()
-		return Consent{}, fmt.Errorf("authorise consent: link %s: %w", linkID, ErrLinkExpired)
+		return Consent{}, fmt.Errorf("%s: link %s: %w", op, linkID, ErrLinkExpired)
 	case l.PersonalTaxID == "" && l.BusinessTaxID == "":
 		s.mu.Unlock()
-		return Consent{}, fmt.Errorf("authorise consent: link %s: %w", linkID, ErrNoTaxID)
+		return Consent{}, fmt.Errorf("%s: link %s: %w", op, linkID, ErrNoTaxID)
 	}
 	if institutionCode == "" {
 		institutionCode = l.InstitutionCode
@@ -278,7 +290,7 @@ func (s *Simulator) setLinkConsent(linkID, institutionCode, status string) (Cons
 	if institutionCode == "" || !validInstitutionCode(institutionCode) ||
 		(l.InstitutionCode != "" && institutionCode != l.InstitutionCode) {
 		s.mu.Unlock()
-		return Consent{}, fmt.Errorf("authorise consent: link %s: %w", linkID, ErrInstitution)
+		return Consent{}, fmt.Errorf("%s: link %s: %w", op, linkID, ErrInstitution)
 	}
 
 	var c *Consent
@@ -290,9 +302,9 @@ func (s *Simulator) setLinkConsent(linkID, institutionCode, status string) (Cons
 	}
 	if c == nil {
 		c = &Consent{
-			ID:                 newUUID(),
+			ID:                 s.ids.uuid(),
 			LinkID:             linkID,
-			ExternalTrackID:    "sim-" + rand.Text(),
+			ExternalTrackID:    "sim-" + s.ids.text(),
 			PersonalTaxID:      l.PersonalTaxID,
 			BusinessTaxID:      l.BusinessTaxID,
 			InstitutionCode:    institutionCode,
@@ -440,7 +452,7 @@ func (s *Simulator) addReportRequest(rr *ReportRequest) (ReportRequest, error) {
 		s.emit(evs...)
 		return ReportRequest{}, errNoConsent
 	}
-	rr.ID = newUUID()
+	rr.ID = s.ids.uuid()
 	rr.MatchedConsentIDs = matched
 	rr.CreatedAt = s.now()
 	s.state.reports = append(s.state.reports, rr)
@@ -486,13 +498,4 @@ func cloneReport(r *ReportRequest) ReportRequest {
 	out.ExternalInfo = slices.Clone(r.ExternalInfo)
 	out.MatchedConsentIDs = slices.Clone(r.MatchedConsentIDs)
 	return out
-}
-
-// newUUID returns a random version-4 UUID, the shape of Klavi's ids.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails since Go 1.24
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
