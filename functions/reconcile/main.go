@@ -1,0 +1,54 @@
+// Command reconcile runs on an EventBridge schedule and catches up on links
+// whose Klavi webhooks never arrived: it asks Klavi for the consents of due
+// links, fixes their state in the store and requests missing reports once.
+// main only wires; the logic is in pkg/reconcile.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+)
+
+func main() {
+	ctx := context.Background()
+	app, err := lambdaapp.Load(ctx, "reconcile",
+		appconfig.EnvLinksTable, appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
+	if err != nil {
+		lambdaapp.Fatal(nil, "start reconcile", err)
+	}
+	tokens, err := app.Tokens()
+	if err != nil {
+		lambdaapp.Fatal(app.Logger, "start reconcile", err)
+	}
+	kc, err := app.Klavi(tokens)
+	if err != nil {
+		lambdaapp.Fatal(app.Logger, "start reconcile", err)
+	}
+	// An authorisation the sweep recovers is looked at again
+	// RECONCILE_AFTER later, to see whether its reports came.
+	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable,
+		linkstore.WithReportGrace(app.Config.ReconcileAfter))
+	// The sweep never purges, so the requester gets no report deleter.
+	requester := reportrequest.New(kc, store, nil, reportrequest.Config{
+		Products:         app.Config.ReportProducts,
+		AutoRequest:      app.Config.AutoRequestReports,
+		ReportWebhookURL: app.Config.ReportWebhookURL,
+		Logger:           app.Logger,
+		Metrics:          app.Metrics,
+	})
+	r := reconcile.New(store, kc, requester, reconcile.Config{
+		ReconcileAfter: app.Config.ReconcileAfter,
+		AutoRequest:    app.Config.AutoRequestReports,
+		Logger:         app.Logger,
+		Metrics:        app.Metrics,
+	})
+	lambda.Start(r.Handle)
+}
