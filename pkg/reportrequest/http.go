@@ -119,7 +119,7 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 				// Klavi took the request; only our record of it failed.
 				// Reporting a failure would invite a duplicate request.
 				h.log.ErrorContext(ctx, "manual report request made but not recorded",
-					"linkId", linkID, "consentId", c.ConsentID, "requestId", requestID, "error", err)
+					"linkId", linkID, "consentId", c.ConsentID, "reportRequestId", requestID, "error", err)
 			}
 			out.Requests = append(out.Requests, requestView{
 				RequestID: requestID, ConsentID: c.ConsentID, InstitutionCode: institution, Products: products,

@@ -141,7 +141,7 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 	if requestID == "" {
 		requestID = unidentifiedPrefix + strings.ToLower(rand.Text())
 		h.metric.Count("ReportRequestsUnidentified", 1)
-		attrs := []any{"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID}
+		attrs := []any{"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID}
 		if err != nil {
 			attrs = append(attrs, "error", err)
 		}
@@ -164,13 +164,13 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 		// The user's data was deleted while the request was in flight;
 		// nothing may be stored for the link any more.
 		h.log.InfoContext(ctx, "report request not recorded: link purged meanwhile",
-			"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID)
+			"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID)
 	default:
 		h.metric.Count("ReportRequestsUnrecorded", 1, "Trigger", trigger)
 		return requestID, temporary(reasonStoreUnavailable, fmt.Errorf("record request %s: %w", requestID, err))
 	}
 	h.log.InfoContext(ctx, "report request sent",
-		"linkId", link.LinkID, "consentId", c.ConsentID, "requestId", requestID,
+		"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID,
 		"institutionCode", institution, "products", len(products), "trigger", trigger)
 	return requestID, nil
 }

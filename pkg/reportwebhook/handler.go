@@ -132,7 +132,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		h.metric.Count("ReportsMalformed", 1)
 		return httpapi.Error(http.StatusBadRequest, "invalid_report", "The body is not a Klavi report with a productReportId."), nil
 	}
-	log := h.log.With("productReportId", env.ProductReportID, "productName", env.ProductName, "requestId", env.RequestID)
+	log := h.log.With("productReportId", env.ProductReportID, "productName", env.ProductName, "reportRequestId", env.RequestID)
 
 	linkID, err := h.matchLink(ctx, env.LinkIDs)
 	switch {
