@@ -7,47 +7,23 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 )
 
 func main() {
-	logger := lambdacontext.NewLogger()
-	fail := func(msg string, err error) {
-		logger.Error(msg, "error", err)
-		os.Exit(1)
-	}
-
-	cfg, err := appconfig.Load(os.Getenv, appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
+	app, err := lambdaapp.Load(context.Background(), "token-refresh",
+		appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
 	if err != nil {
-		fail("read configuration", err)
+		lambdaapp.Fatal(nil, "start token-refresh", err)
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	src, err := app.Tokens()
 	if err != nil {
-		fail("load AWS configuration", err)
+		lambdaapp.Fatal(app.Logger, "start token-refresh", err)
 	}
-	// The client's default HTTP client bounds every phase of a request
-	// (15 s overall), well inside the function timeout.
-	kc, err := klavi.New(cfg.KlaviBaseURL)
-	if err != nil {
-		fail("build Klavi client", err)
-	}
-	src, err := tokensource.New(secretsmanager.NewFromConfig(awsCfg), kc, tokensource.Config{
-		CredentialsSecretID: cfg.CredentialsSecret,
-		TokenSecretID:       cfg.TokenSecret,
-	})
-	if err != nil {
-		fail("build token source", err)
-	}
-
-	h := &handler{rotator: src, log: logger}
+	h := &handler{rotator: src, log: app.Logger}
 	lambda.Start(h.Handle)
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
@@ -36,13 +35,13 @@ type App struct {
 
 // Load reads the environment (failing on any missing required variable) and
 // the AWS configuration. service names the function in metrics.
-func Load(ctx context.Context, service string, required ...string) (*App, error) {
+func Load(_ context.Context, service string, required ...string) (*App, error) {
 	logger := lambdacontext.NewLogger().With("service", service)
 	cfg, err := appconfig.Load(os.Getenv, required...)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	awsCfg, err := awsConfig(os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

@@ -32,3 +32,39 @@ func TestObserveKlaviRecordsOutcomeAndLatency(t *testing.T) {
 		t.Errorf("KlaviLatency(links) = %v ms, want 41", got)
 	}
 }
+
+func TestAWSConfigFromLambdaEnvironment(t *testing.T) {
+	env := map[string]string{
+		"AWS_REGION": "sa-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_SESSION_TOKEN": "session", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_MAX_ATTEMPTS": "5",
+	}
+	cfg, err := awsConfig(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("awsConfig: %v", err)
+	}
+	if cfg.Region != "sa-east-1" || cfg.BaseEndpoint == nil || *cfg.BaseEndpoint != "http://127.0.0.1:5000" || cfg.RetryMaxAttempts != 5 {
+		t.Errorf("config = region %q endpoint %v attempts %d", cfg.Region, cfg.BaseEndpoint, cfg.RetryMaxAttempts)
+	}
+	creds, err := cfg.Credentials.Retrieve(t.Context())
+	if err != nil {
+		t.Fatalf("credentials: %v", err)
+	}
+	if creds.AccessKeyID != "AKIDEXAMPLE" || creds.SessionToken != "session" {
+		t.Errorf("credentials = %q/%q, want the environment's", creds.AccessKeyID, creds.SessionToken)
+	}
+	for _, missing := range []string{"AWS_REGION", "AWS_ACCESS_KEY_ID"} {
+		partial := map[string]string{}
+		for k, v := range env {
+			if k != missing {
+				partial[k] = v
+			}
+		}
+		if _, err := awsConfig(func(k string) string { return partial[k] }); err == nil {
+			t.Errorf("awsConfig without %s succeeded, want error", missing)
+		}
+	}
+	env["AWS_MAX_ATTEMPTS"] = "zero"
+	if _, err := awsConfig(func(k string) string { return env[k] }); err == nil {
+		t.Errorf("awsConfig with a bad AWS_MAX_ATTEMPTS succeeded, want error")
+	}
+}
