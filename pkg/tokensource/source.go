@@ -64,6 +64,13 @@ type authenticator interface {
 	Auth(ctx context.Context, creds klavi.Credentials) (klavi.Token, error)
 }
 
+// refresher is the optional part of an authenticator that trades a still
+// valid token for a new one (Klavi GET /data/v1/refresh). *klavi.Client has
+// it; Rotate prefers it to /auth.
+type refresher interface {
+	Refresh(ctx context.Context, accessToken string) (klavi.Token, error)
+}
+
 // Config configures a Source.
 type Config struct {
 	// CredentialsSecretID names the secret holding
@@ -188,7 +195,7 @@ func (s *Source) SecretKey(ctx context.Context) ([]byte, error) {
 // in memory, and returns when it expires. It is the only writer of the token
 // secret.
 func (s *Source) Rotate(ctx context.Context) (time.Time, error) {
-	tok, expiresAt, err := s.authenticate(ctx)
+	tok, expiresAt, err := s.renew(ctx)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("rotate token: %w", err)
 	}
@@ -205,6 +212,54 @@ func (s *Source) Rotate(ctx context.Context) (time.Time, error) {
 	}
 	s.store(tok, expiresAt)
 	return expiresAt, nil
+}
+
+// renew gets the next token for Rotate. While the current token is still
+// valid it is traded in at Klavi's refresh endpoint, which Klavi documents
+// for exactly this ("refresh ... before the accessToken reaches its
+// expiration"), so a schedule running every 20 minutes costs no /auth
+// calls. Without a current token, or when the refresh fails for any reason
+// (an expired or revoked token, an endpoint that refuses it), the credentials
+// go to /auth as before.
+func (s *Source) renew(ctx context.Context) (string, time.Time, error) {
+	r, ok := s.auth.(refresher)
+	if !ok {
+		return s.authenticate(ctx)
+	}
+	current, currentExpiry := s.currentToken()
+	if current == "" {
+		tok, expiresAt, found, err := s.readTokenSecret(ctx)
+		if err == nil && found {
+			current, currentExpiry = tok, expiresAt
+		}
+	}
+	if current == "" || !s.cfg.Now().Before(currentExpiry) {
+		return s.authenticate(ctx)
+	}
+	tok, err := r.Refresh(ctx, current)
+	if err != nil || tok.AccessToken == "" {
+		return s.authenticate(ctx)
+	}
+	return tok.AccessToken, s.expiry(tok), nil
+}
+
+// currentToken returns the token in memory, fresh or not, with its expiry.
+func (s *Source) currentToken() (string, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token, s.expiresAt
+}
+
+// expiry is when a token Klavi just issued stops being valid.
+func (s *Source) expiry(tok klavi.Token) time.Time {
+	lifetime := tok.ExpiresIn
+	if lifetime <= 0 {
+		// Klavi did not say. Assume its documented lifetime: if the token
+		// dies sooner, the 401 invalidates it and a new one is fetched.
+		lifetime = DefaultTokenLifetime
+	}
+	// Whole seconds, so memory and the RFC 3339 secret agree.
+	return s.cfg.Now().Add(lifetime).Truncate(time.Second)
 }
 
 // shared runs fn once for all concurrent callers using key. fn runs detached
@@ -314,15 +369,7 @@ func (s *Source) authenticate(ctx context.Context) (string, time.Time, error) {
 	if tok.AccessToken == "" {
 		return "", time.Time{}, errors.New("klavi auth: empty access token")
 	}
-	lifetime := tok.ExpiresIn
-	if lifetime <= 0 {
-		// Klavi did not say. Assume its documented lifetime: if the token
-		// dies sooner, the 401 invalidates it and a new one is fetched.
-		lifetime = DefaultTokenLifetime
-	}
-	// Whole seconds, so memory and the RFC 3339 secret agree.
-	expiresAt := s.cfg.Now().Add(lifetime).Truncate(time.Second)
-	return tok.AccessToken, expiresAt, nil
+	return tok.AccessToken, s.expiry(tok), nil
 }
 
 // credentials returns the cached credentials or reads the credentials

@@ -1,0 +1,119 @@
+package tokensource
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+)
+
+// refreshingAuth is an authenticator that can also refresh, like
+// *klavi.Client.
+type refreshingAuth struct {
+	fakeAuth
+	refreshFn func(token string) (klavi.Token, error)
+
+	mu        sync.Mutex
+	refreshed []string
+}
+
+func (r *refreshingAuth) Refresh(_ context.Context, token string) (klavi.Token, error) {
+	r.mu.Lock()
+	r.refreshed = append(r.refreshed, token)
+	r.mu.Unlock()
+	if r.refreshFn != nil {
+		return r.refreshFn(token)
+	}
+	return klavi.Token{AccessToken: "refreshed-from-" + token, ExpiresIn: 30 * time.Minute}, nil
+}
+
+func newRefreshFixture(t *testing.T) (*fixture, *refreshingAuth) {
+	t.Helper()
+	auth := &refreshingAuth{}
+	f := &fixture{sm: newFakeSecrets(), clock: &clock{now: t0}}
+	f.auth = &auth.fakeAuth
+	f.sm.set(credsID, credentialsJSON(t))
+	src, err := New(f.sm, auth, Config{CredentialsSecretID: credsID, TokenSecretID: tokenID, Now: f.clock.Now})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	f.src = src
+	return f, auth
+}
+
+func TestRotateRefreshesAValidToken(t *testing.T) {
+	f, auth := newRefreshFixture(t)
+	f.sm.set(tokenID, tokenJSON(t, "current", t0.Add(10*time.Minute)))
+
+	expiresAt, err := f.src.Rotate(t.Context())
+	if err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if f.auth.count() != 0 {
+		t.Errorf("/auth calls = %d, want 0: a valid token is refreshed, not re-authenticated", f.auth.count())
+	}
+	if len(auth.refreshed) != 1 || auth.refreshed[0] != "current" {
+		t.Errorf("refreshed tokens = %v, want [current]", auth.refreshed)
+	}
+	if want := t0.Add(30 * time.Minute); !expiresAt.Equal(want) {
+		t.Errorf("expiresAt = %v, want %v", expiresAt, want)
+	}
+	if got := f.token(t); got != "refreshed-from-current" {
+		t.Errorf("served token = %q, want the refreshed one", got)
+	}
+
+	// The next scheduled run refreshes the token it wrote, from memory.
+	f.clock.Advance(20 * time.Minute)
+	if _, err := f.src.Rotate(t.Context()); err != nil {
+		t.Fatalf("second Rotate: %v", err)
+	}
+	if len(auth.refreshed) != 2 || auth.refreshed[1] != "refreshed-from-current" || f.auth.count() != 0 {
+		t.Errorf("second run refreshed %v with %d /auth calls; want the rotated token and 0", auth.refreshed, f.auth.count())
+	}
+}
+
+func TestRotateFallsBackToAuth(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(f *fixture, a *refreshingAuth)
+		refresh int // refresh attempts expected
+	}{
+		{"no token anywhere", func(*fixture, *refreshingAuth) {}, 0},
+		{"token in the secret expired", func(f *fixture, _ *refreshingAuth) {
+			f.sm.set(tokenID, tokenJSON(t, "old", t0.Add(-time.Minute)))
+		}, 0},
+		{"refresh rejected", func(f *fixture, a *refreshingAuth) {
+			f.sm.set(tokenID, tokenJSON(t, "current", t0.Add(10*time.Minute)))
+			a.refreshFn = func(string) (klavi.Token, error) { return klavi.Token{}, klavi.ErrUnauthorized }
+		}, 1},
+		{"refresh answers no token", func(f *fixture, a *refreshingAuth) {
+			f.sm.set(tokenID, tokenJSON(t, "current", t0.Add(10*time.Minute)))
+			a.refreshFn = func(string) (klavi.Token, error) { return klavi.Token{}, nil }
+		}, 1},
+		{"refresh endpoint down", func(f *fixture, a *refreshingAuth) {
+			f.sm.set(tokenID, tokenJSON(t, "current", t0.Add(10*time.Minute)))
+			a.refreshFn = func(string) (klavi.Token, error) { return klavi.Token{}, errors.New("503") }
+		}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, a := newRefreshFixture(t)
+			tc.setup(f, a)
+			if _, err := f.src.Rotate(t.Context()); err != nil {
+				t.Fatalf("Rotate: %v", err)
+			}
+			if f.auth.count() != 1 {
+				t.Errorf("/auth calls = %d, want 1", f.auth.count())
+			}
+			if len(a.refreshed) != tc.refresh {
+				t.Errorf("refresh attempts = %d, want %d", len(a.refreshed), tc.refresh)
+			}
+			if n := f.sm.putCount(tokenID); n != 1 {
+				t.Errorf("token secret writes = %d, want 1", n)
+			}
+		})
+	}
+}
