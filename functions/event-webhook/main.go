@@ -29,7 +29,10 @@ func main() {
 	if err != nil {
 		lambdaapp.Fatal(app.Logger, "start event-webhook", err)
 	}
-	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
+	// A link whose consent is authorised becomes due for reconciliation after
+	// RECONCILE_AFTER, the same wait the sweep applies.
+	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable,
+		linkstore.WithReportGrace(app.Config.ReconcileAfter))
 	h := eventwebhook.New(keys, store, eventwebhook.Config{
 		SourceIPs: app.Config.SourceIPs,
 		Verifier:  webhooksig.Verifier{Tolerance: app.Config.SignatureTolerance},

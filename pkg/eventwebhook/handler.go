@@ -11,9 +11,7 @@
 package eventwebhook
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -24,17 +22,13 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/taxid"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/webhookgate"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
 // MaxBodyBytes bounds an event delivery. Events are small; a body this large
 // is not an event batch Klavi would send.
 const MaxBodyBytes = 256 << 10
-
-// secretKeySource gives the HMAC key (the Klavi secretKey).
-type secretKeySource interface {
-	SecretKey(ctx context.Context) ([]byte, error)
-}
 
 // eventStore applies one event change.
 type eventStore interface {
@@ -53,7 +47,7 @@ type Config struct {
 
 // Handler answers POST /webhooks/klavi/events.
 type Handler struct {
-	keys   secretKeySource
+	gate   *webhookgate.Gate
 	store  eventStore
 	cfg    Config
 	log    *slog.Logger
@@ -62,11 +56,13 @@ type Handler struct {
 }
 
 // New returns a Handler.
-func New(keys secretKeySource, store eventStore, cfg Config) *Handler {
-	h := &Handler{keys: keys, store: store, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
+func New(keys webhookgate.SecretKeySource, store eventStore, cfg Config) *Handler {
+	h := &Handler{store: store, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.gate = &webhookgate.Gate{Webhook: "events", MaxBody: MaxBodyBytes, SourceIPs: cfg.SourceIPs,
+		Verifier: cfg.Verifier, Keys: keys, Logger: h.log, Metrics: h.metric}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -83,39 +79,14 @@ type result struct {
 
 // Handle processes one delivery.
 func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
-	if !h.cfg.SourceIPs.Allows(req) {
-		h.log.WarnContext(ctx, "event webhook: source not allowed", "error_code", "source_not_allowed")
-		h.metric.Count("SourceRejected", 1, "Webhook", "events")
-		return httpapi.Error(http.StatusForbidden, "source_not_allowed", "This source may not call the webhook."), nil
-	}
-	body, err := httpapi.Body(req, MaxBodyBytes)
-	if errors.Is(err, httpapi.ErrBodyTooLarge) {
-		h.log.WarnContext(ctx, "event webhook: body too large", "error_code", "body_too_large", "limit", MaxBodyBytes)
-		h.metric.Count("BodyTooLarge", 1, "Webhook", "events")
-		return httpapi.Error(http.StatusRequestEntityTooLarge, "body_too_large", "The event body is too large."), nil
-	}
-	if err != nil {
-		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read."), nil
-	}
-	sig := httpapi.Header(req, webhooksig.SignatureHeader)
-	if len(bytes.TrimSpace(body)) == 0 && sig == "" {
-		// Klavi's console connectivity test posts an empty, unsigned body.
-		// It carries nothing to apply, so it is acknowledged and ignored.
-		h.log.InfoContext(ctx, "event webhook: empty connectivity check acknowledged")
+	in := h.gate.Admit(ctx, req)
+	switch {
+	case in.Reject != nil:
+		return *in.Reject, nil
+	case in.Ping:
 		return httpapi.JSON(http.StatusOK, result{}), nil
 	}
-
-	key, err := h.keys.SecretKey(ctx)
-	if err != nil {
-		h.log.ErrorContext(ctx, "event webhook: signature key unavailable", "error_code", "key_unavailable", "error", err)
-		return httpapi.Error(http.StatusServiceUnavailable, "dependency_unavailable", "The webhook cannot verify deliveries right now."), nil
-	}
-	if err := h.cfg.Verifier.Verify(key, body, sig, httpapi.Header(req, webhooksig.TimestampHeader)); err != nil {
-		reason := webhooksig.ErrorCode(err)
-		h.log.WarnContext(ctx, "event webhook: signature rejected", "error_code", reason)
-		h.metric.Count("SignatureRejected", 1, "Webhook", "events", "Reason", reason)
-		return httpapi.Error(http.StatusUnauthorized, reason, "The delivery's signature could not be verified."), nil
-	}
+	body := in.Body
 
 	evs, err := klavievent.Parse(body)
 	if err != nil {

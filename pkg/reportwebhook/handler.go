@@ -13,7 +13,6 @@
 package reportwebhook
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -26,6 +25,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/webhookgate"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -34,11 +34,6 @@ import (
 // above this never reaches the function at all: API Gateway answers 413 and
 // the template's alarm counts it.
 const MaxBodyBytes = 6 << 20
-
-// secretKeySource gives the HMAC key (the Klavi secretKey).
-type secretKeySource interface {
-	SecretKey(ctx context.Context) ([]byte, error)
-}
 
 // objectStore keeps report bodies.
 type objectStore interface {
@@ -62,7 +57,7 @@ type Config struct {
 
 // Handler answers POST /webhooks/klavi/reports.
 type Handler struct {
-	keys    secretKeySource
+	gate    *webhookgate.Gate
 	objects objectStore
 	links   reportRecorder
 	cfg     Config
@@ -72,11 +67,13 @@ type Handler struct {
 }
 
 // New returns a Handler.
-func New(keys secretKeySource, objects objectStore, links reportRecorder, cfg Config) *Handler {
-	h := &Handler{keys: keys, objects: objects, links: links, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
+func New(keys webhookgate.SecretKeySource, objects objectStore, links reportRecorder, cfg Config) *Handler {
+	h := &Handler{objects: objects, links: links, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.gate = &webhookgate.Gate{Webhook: "reports", MaxBody: MaxBodyBytes, SourceIPs: cfg.SourceIPs,
+		Verifier: cfg.Verifier, Keys: keys, Logger: h.log, Metrics: h.metric}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -93,38 +90,14 @@ type result struct {
 
 // Handle processes one report delivery.
 func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
-	if !h.cfg.SourceIPs.Allows(req) {
-		h.log.WarnContext(ctx, "report webhook: source not allowed", "error_code", "source_not_allowed")
-		h.metric.Count("SourceRejected", 1, "Webhook", "reports")
-		return httpapi.Error(http.StatusForbidden, "source_not_allowed", "This source may not call the webhook."), nil
-	}
-	body, err := httpapi.Body(req, MaxBodyBytes)
-	if errors.Is(err, httpapi.ErrBodyTooLarge) {
-		h.log.ErrorContext(ctx, "report webhook: report too large", "error_code", "body_too_large", "limit", MaxBodyBytes)
-		h.metric.Count("ReportsTooLarge", 1)
-		return httpapi.Error(http.StatusRequestEntityTooLarge, "body_too_large", "The report is larger than this webhook accepts."), nil
-	}
-	if err != nil {
-		return httpapi.Error(http.StatusBadRequest, "invalid_body", "The body could not be read."), nil
-	}
-	sig := httpapi.Header(req, webhooksig.SignatureHeader)
-	if len(bytes.TrimSpace(body)) == 0 && sig == "" {
-		// Klavi's console connectivity test: nothing to store.
-		h.log.InfoContext(ctx, "report webhook: empty connectivity check acknowledged")
+	in := h.gate.Admit(ctx, req)
+	switch {
+	case in.Reject != nil:
+		return *in.Reject, nil
+	case in.Ping:
 		return httpapi.JSON(http.StatusOK, result{}), nil
 	}
-
-	key, err := h.keys.SecretKey(ctx)
-	if err != nil {
-		h.log.ErrorContext(ctx, "report webhook: signature key unavailable", "error_code", "key_unavailable", "error", err)
-		return httpapi.Error(http.StatusServiceUnavailable, "dependency_unavailable", "The webhook cannot verify deliveries right now."), nil
-	}
-	if err := h.cfg.Verifier.Verify(key, body, sig, httpapi.Header(req, webhooksig.TimestampHeader)); err != nil {
-		reason := webhooksig.ErrorCode(err)
-		h.log.WarnContext(ctx, "report webhook: signature rejected", "error_code", reason)
-		h.metric.Count("SignatureRejected", 1, "Webhook", "reports", "Reason", reason)
-		return httpapi.Error(http.StatusUnauthorized, reason, "The delivery's signature could not be verified."), nil
-	}
+	body := in.Body
 
 	env, err := klavireport.ParseEnvelope(body)
 	if err != nil {
