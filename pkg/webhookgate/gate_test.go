@@ -1,0 +1,81 @@
+package webhookgate
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
+)
+
+type keyFunc func(context.Context) ([]byte, error)
+
+func (f keyFunc) SecretKey(ctx context.Context) ([]byte, error) { return f(ctx) }
+
+var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func request(body, secret, ip string) httpapi.Request {
+	req := httpapi.Request{Body: body, Headers: map[string]string{}}
+	req.RequestContext = events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{SourceIP: ip}}
+	if secret != "" {
+		sig, ts := webhooksig.Sign([]byte(secret), []byte(body), now)
+		req.Headers["X-Klavi-Signature"], req.Headers["X-Klavi-Timestamp"] = sig, ts
+	}
+	return req
+}
+
+func TestAdmit(t *testing.T) {
+	allow, err := httpapi.ParseAllowlist("18.230.43.17/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyCalls := 0
+	good := keyFunc(func(context.Context) ([]byte, error) { keyCalls++; return []byte("secret"), nil })
+	down := keyFunc(func(context.Context) ([]byte, error) { return nil, errors.New("throttled") })
+	tests := []struct {
+		name     string
+		keys     SecretKeySource
+		req      httpapi.Request
+		status   int // 0: admitted
+		ping     bool
+		keyReads int
+	}{
+		{"signed", good, request(`{"a":1}`, "secret", "18.230.43.17"), 0, false, 1},
+		{"other source first", good, request(`{"a":1}`, "secret", "203.0.113.1"), http.StatusForbidden, false, 0},
+		{"too large before any key read", good, request(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`, "secret", "18.230.43.17"), http.StatusRequestEntityTooLarge, false, 0},
+		{"empty unsigned ping", good, request(" ", "", "18.230.43.17"), 0, true, 0},
+		{"unsigned body", good, request(`{"a":1}`, "", "18.230.43.17"), http.StatusUnauthorized, false, 1},
+		{"wrong key", good, request(`{"a":1}`, "other", "18.230.43.17"), http.StatusUnauthorized, false, 1},
+		{"key unavailable", down, request(`{"a":1}`, "secret", "18.230.43.17"), http.StatusServiceUnavailable, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			keyCalls = 0
+			rec := metrics.NewCapture("test")
+			g := &Gate{Webhook: "events", MaxBody: 48, SourceIPs: allow, Keys: tc.keys, Metrics: rec,
+				Verifier: webhooksig.Verifier{Now: func() time.Time { return now }}}
+			in := g.Admit(t.Context(), tc.req)
+			switch {
+			case tc.status == 0 && in.Reject != nil:
+				t.Fatalf("rejected with %d %s, want admitted", in.Reject.StatusCode, in.Reject.Body)
+			case tc.status != 0 && (in.Reject == nil || in.Reject.StatusCode != tc.status):
+				t.Fatalf("admission = %+v, want reject %d", in, tc.status)
+			}
+			if in.Ping != tc.ping {
+				t.Errorf("ping = %v, want %v", in.Ping, tc.ping)
+			}
+			if tc.status == 0 && !tc.ping && string(in.Body) != tc.req.Body {
+				t.Errorf("body = %q, want the request's", in.Body)
+			}
+			if keyCalls != tc.keyReads {
+				t.Errorf("key reads = %d, want %d", keyCalls, tc.keyReads)
+			}
+		})
+	}
+}
