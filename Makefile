@@ -83,7 +83,7 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=10x -count=1 ./...
 
 run:
-	@echo "make run: not yet (the local development server arrives with the local-development work)"
+	$(GO) run ./cmd/devserver
 
 deploy:
 	sam build && sam deploy

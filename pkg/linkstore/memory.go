@@ -18,6 +18,82 @@ type MemoryStore struct {
 	mu     sync.Mutex
 	links  map[string]*memLink
 	events map[string]time.Time // event id -> when it may be forgotten
+	// changes are consent writes not yet handed to opts.consentChanges;
+	// feeding is true while a goroutine is handing them over.
+	changes []consentChange
+	feeding bool
+}
+
+// consentChange is one consent write: old is nil for a new consent, new is
+// nil for a deleted one.
+type consentChange struct {
+	linkID   string
+	old, new *Consent
+}
+
+// WithConsentChanges makes a MemoryStore call fn after every write to a
+// consent, the way a DynamoDB table's stream reports every write to a
+// consent item: a new consent (old nil), a status change, a claim's lease,
+// a request id, and a purge (new nil, one call per consent). fn gets
+// copies.
+//
+// Calls are made outside the store's lock, one at a time and in the order
+// of the writes, so fn may call the store, even write to it. They are made
+// by the goroutines of the store's callers: a call may come from the
+// goroutine of a later write, after the write that made the change has
+// returned, and that caller waits for fn, so fn should hand the change on
+// rather than act on it. DynamoStore ignores the option; its table's
+// stream plays this part.
+func WithConsentChanges(fn func(linkID string, old, new *Consent)) Option {
+	return func(o *options) { o.consentChanges = fn }
+}
+
+// changed queues a consent write for opts.consentChanges. The caller holds
+// m.mu.
+func (m *MemoryStore) changed(linkID string, old *Consent, new *Consent) {
+	if m.opts.consentChanges == nil {
+		return
+	}
+	m.changes = append(m.changes, consentChange{linkID: linkID, old: old, new: new})
+}
+
+// feedChanges hands queued consent writes to opts.consentChanges. Every
+// write method defers it, so it runs after m.mu is released. A goroutine
+// that finds another one feeding leaves its changes to it, which keeps
+// the calls in write order and lets fn write to the store.
+func (m *MemoryStore) feedChanges() {
+	fn := m.opts.consentChanges
+	if fn == nil {
+		return
+	}
+	m.mu.Lock()
+	if m.feeding {
+		m.mu.Unlock()
+		return
+	}
+	m.feeding = true
+	finished := false
+	defer func() {
+		if !finished { // fn panicked: let later writes be fed
+			m.mu.Lock()
+			m.feeding = false
+			m.mu.Unlock()
+		}
+	}()
+	for len(m.changes) > 0 {
+		batch := m.changes
+		m.changes = nil
+		m.mu.Unlock()
+		for _, c := range batch {
+			fn(c.linkID, c.old, c.new)
+		}
+		m.mu.Lock()
+	}
+	// Under the same lock as the last check, so that a change queued
+	// after it finds feeding false and feeds itself.
+	m.feeding = false
+	finished = true
+	m.mu.Unlock()
 }
 
 type memLink struct {
@@ -102,6 +178,7 @@ func (ml *memLink) full() Link {
 
 // ApplyEvent records an event and applies what it changes.
 func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, error) {
+	defer m.feedChanges()
 	e = e.normalized(m.opts.now)
 	if e.EventID == "" {
 		return "", fmt.Errorf("apply event: %w", errEmptyID)
@@ -134,12 +211,14 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, err
 	if !consentChange {
 		return Recorded, nil
 	}
-	c := ml.consents[e.ConsentID]
+	c, seen := ml.consents[e.ConsentID]
+	old := ptrIf(c, seen)
 	c.ConsentID, c.Status, c.EventTime, c.UpdatedAt = e.ConsentID, e.ConsentStatus, e.EventTime, e.ReceivedAt
 	if e.InstitutionCode != "" {
 		c.InstitutionCode = e.InstitutionCode
 	}
 	ml.consents[e.ConsentID] = c
+	m.changed(e.LinkID, old, &c)
 	if c.Status == ConsentAuthorised {
 		ml.attn, ml.attnDue = AwaitingReports, e.ReceivedAt.Add(m.opts.reportGrace)
 	}
@@ -149,6 +228,7 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, err
 // ClaimAutoRequest claims the consent's automatic report request until
 // now+lease.
 func (m *MemoryStore) ClaimAutoRequest(_ context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	defer m.feedChanges()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
@@ -162,14 +242,17 @@ func (m *MemoryStore) ClaimAutoRequest(_ context.Context, linkID, consentID stri
 	if err := claimError(c, now); err != nil {
 		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, err)
 	}
+	old := c
 	c.LeaseUntil = stored(now.Add(lease))
 	ml.consents[consentID] = c
+	m.changed(linkID, &old, &c)
 	return nil
 }
 
 // RecordReportRequest stores a report request and, for an automatic one,
 // marks its consent as done.
 func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r ReportRequest) error {
+	defer m.feedChanges()
 	if r.RequestID == "" {
 		return fmt.Errorf("record report request for link %s: %w", linkID, errEmptyID)
 	}
@@ -194,8 +277,10 @@ func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r Re
 	ml.requests[r.RequestID] = r
 	ml.link.UpdatedAt = r.RequestedAt
 	if setsConsentRequest(r) {
+		old := c
 		c.RequestID, c.LeaseUntil = r.RequestID, time.Time{}
 		ml.consents[r.ConsentID] = c
+		m.changed(linkID, &old, &c)
 	}
 	return nil
 }
@@ -238,6 +323,7 @@ func (m *MemoryStore) writableLink(linkID string) (*memLink, error) {
 // Purge deletes what the store holds about the link's user and keeps a
 // tombstone. It returns the link as it was.
 func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*Link, error) {
+	defer m.feedChanges()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
@@ -253,6 +339,9 @@ func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*L
 		tomb.link.PurgedAt = stored(now)
 	}
 	m.links[linkID] = tomb
+	for _, c := range was.Consents { // in ConsentID order
+		m.changed(linkID, &c, nil)
+	}
 	return &was, nil
 }
 
@@ -287,6 +376,14 @@ func (m *MemoryStore) ClearAttention(_ context.Context, linkID string) error {
 	}
 	ml.attn, ml.attnDue = "", time.Time{}
 	return nil
+}
+
+// ptrIf returns a pointer to a copy of c when ok, else nil.
+func ptrIf(c Consent, ok bool) *Consent {
+	if !ok {
+		return nil
+	}
+	return &c
 }
 
 func cloneLink(l Link) Link {

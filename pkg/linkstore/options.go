@@ -6,8 +6,9 @@ import "time"
 type Option func(*options)
 
 type options struct {
-	reportGrace time.Duration
-	now         func() time.Time
+	reportGrace    time.Duration
+	now            func() time.Time
+	consentChanges func(linkID string, old, new *Consent)
 }
 
 // DefaultReportGrace is how long after a consent is authorised the link is

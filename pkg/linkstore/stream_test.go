@@ -1,10 +1,13 @@
 package linkstore
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -77,4 +80,149 @@ func TestConsentFromStreamImage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStreamRecordRoundTrip(t *testing.T) {
+	full := Consent{
+		ConsentID: "c-1", InstitutionCode: "260", Status: ConsentAuthorised,
+		EventTime:  time.Date(2026, 3, 2, 13, 0, 0, 123e6, time.UTC),
+		UpdatedAt:  time.Date(2026, 3, 2, 13, 0, 1, 0, time.UTC),
+		RequestID:  "r-1",
+		LeaseUntil: time.Date(2026, 3, 2, 13, 1, 0, 0, time.UTC),
+	}
+	bare := Consent{ConsentID: "c-2", Status: ConsentStarted}
+	earlier := Consent{ConsentID: "c-1", InstitutionCode: "260", Status: ConsentAwaitingAuthorisation,
+		EventTime: full.EventTime.Add(-time.Minute), UpdatedAt: full.UpdatedAt.Add(-time.Minute)}
+	tests := []struct {
+		name          string
+		old, new      *Consent
+		wantEventName string
+		wantKeySK     string
+	}{
+		{"insert", nil, &full, "INSERT", "CONSENT#c-1"},
+		{"insert without optional attributes", nil, &bare, "INSERT", "CONSENT#c-2"},
+		{"modify", &earlier, &full, "MODIFY", "CONSENT#c-1"},
+		{"remove", &full, nil, "REMOVE", "CONSENT#c-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := StreamRecord("l-1", tc.old, tc.new, "000042")
+			if rec.EventName != tc.wantEventName {
+				t.Errorf("EventName = %q, want %q", rec.EventName, tc.wantEventName)
+			}
+			if got := rec.Change.SequenceNumber; got != "000042" {
+				t.Errorf("SequenceNumber = %q, want 000042", got)
+			}
+			if got := rec.Change.StreamViewType; got != "NEW_AND_OLD_IMAGES" {
+				t.Errorf("StreamViewType = %q, want NEW_AND_OLD_IMAGES", got)
+			}
+			if got := rec.Change.Keys["pk"].String(); got != "LINK#l-1" {
+				t.Errorf("key pk = %q, want LINK#l-1", got)
+			}
+			if got := rec.Change.Keys["sk"].String(); got != tc.wantKeySK {
+				t.Errorf("key sk = %q, want %q", got, tc.wantKeySK)
+			}
+			for _, side := range []struct {
+				name string
+				img  map[string]events.DynamoDBAttributeValue
+				want *Consent
+			}{{"new", rec.Change.NewImage, tc.new}, {"old", rec.Change.OldImage, tc.old}} {
+				linkID, c, ok := ConsentFromStreamImage(side.img)
+				if side.want == nil {
+					if ok || len(side.img) != 0 {
+						t.Errorf("%s image = %v, want none", side.name, side.img)
+					}
+					continue
+				}
+				if !ok || linkID != "l-1" {
+					t.Fatalf("ConsentFromStreamImage(%s image) = %q, ok %v; want l-1, ok true", side.name, linkID, ok)
+				}
+				if diff := cmp.Diff(*side.want, c); diff != "" {
+					t.Errorf("%s image round trip mismatch (-want +got):\n%s", side.name, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestStreamRecordNothingWritten(t *testing.T) {
+	rec := StreamRecord("l-1", nil, nil, "7")
+	if rec.EventName != "" || rec.Change.NewImage != nil || rec.Change.OldImage != nil || rec.Change.Keys != nil {
+		t.Errorf("StreamRecord(nil, nil) = %+v, want a record without event name, keys or images", rec)
+	}
+}
+
+// TestStreamRecordMatchesDynamoItems makes the same writes to a MemoryStore
+// that reports its consent changes and to a DynamoStore, and checks that
+// every change, encoded by StreamRecord, carries exactly the consent item
+// DynamoDB holds after that write.
+func TestStreamRecordMatchesDynamoItems(t *testing.T) {
+	client, table := newTable(t)
+	dyn := NewDynamo(client, table, testOptions()...)
+	var changes []events.DynamoDBEventRecord
+	mem := NewMemory(append(testOptions(), WithConsentChanges(func(linkID string, old, new *Consent) {
+		changes = append(changes, StreamRecord(linkID, old, new, fmt.Sprint(len(changes)+1)))
+	}))...)
+
+	ctx := t.Context()
+	steps := []struct {
+		name  string
+		write func(s Store) error
+	}{
+		{"create", func(s Store) error { return s.CreateLink(ctx, fullLink("L")) }},
+		{"awaiting", func(s Store) error {
+			_, err := s.ApplyEvent(ctx, consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0))
+			return err
+		}},
+		{"authorised", func(s Store) error {
+			_, err := s.ApplyEvent(ctx, consentEvent("e2", "L", "C", ConsentAuthorised, t0.Add(time.Minute)))
+			return err
+		}},
+		{"claim", func(s Store) error { return s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0.Add(2*time.Minute)) }},
+		{"request", func(s Store) error {
+			return s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "R", ConsentID: "C", Trigger: TriggerStream})
+		}},
+	}
+	for _, st := range steps {
+		before := len(changes)
+		if err := st.write(mem); err != nil {
+			t.Fatalf("%s on memory: %v", st.name, err)
+		}
+		if err := st.write(dyn); err != nil {
+			t.Fatalf("%s on dynamo: %v", st.name, err)
+		}
+		if st.name == "create" {
+			if len(changes) != before {
+				t.Fatalf("%s: %d consent changes, want none", st.name, len(changes)-before)
+			}
+			continue
+		}
+		if len(changes) != before+1 {
+			t.Fatalf("%s: %d consent changes, want 1", st.name, len(changes)-before)
+		}
+		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: consentKey("L", "C"), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatalf("%s: get consent item: %v", st.name, err)
+		}
+		if diff := cmp.Diff(imageText(streamImage(t, out.Item)), imageText(changes[before].Change.NewImage)); diff != "" {
+			t.Errorf("%s: stream image mismatch (-dynamo item +StreamRecord):\n%s", st.name, diff)
+		}
+	}
+}
+
+// imageText spells out a stream image of string and number attributes for
+// comparison: "S:value" or "N:value" per attribute.
+func imageText(img map[string]events.DynamoDBAttributeValue) map[string]string {
+	out := map[string]string{}
+	for name, v := range img {
+		switch v.DataType() {
+		case events.DataTypeString:
+			out[name] = "S:" + v.String()
+		case events.DataTypeNumber:
+			out[name] = "N:" + v.Number()
+		default:
+			out[name] = fmt.Sprintf("type %d", v.DataType())
+		}
+	}
+	return out
 }

@@ -1,0 +1,58 @@
+// Package devserver runs the whole backend in one process for local
+// development (`make run`): every function's routes on one HTTP server,
+// through the same handlers the Lambda functions run, with embedded
+// stand-ins for what a deployment gets from AWS and Klavi, and a demo page
+// at / that does what a fintech's frontend does.
+//
+// # Same code paths as the deployment
+//
+// Each route turns the HTTP request into the API Gateway HTTP API payload
+// 2.0 event (route key, path parameters, lower-cased headers, base64 body
+// when it is not UTF-8, 413 above Lambda's 6 MB) and invokes the handler
+// with a Lambda context carrying a request id, so log lines show requestId
+// as in CloudWatch; the handler's response goes back as API Gateway would
+// send it.
+//
+//	POST /links, GET /links/{linkId}   pkg/linkapi          (create-link)
+//	POST /links/{linkId}/reports       pkg/reportrequest    (report-request)
+//	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
+//	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
+//
+// The link store's change feed (linkstore.WithConsentChanges) stands in for
+// the table's DynamoDB stream: each consent write becomes the stream record
+// DynamoDB would carry (linkstore.StreamRecord), filtered as the template's
+// event source mapping filters, and goes to the report-request function's
+// stream handler in batches, with its retry rules. The token is renewed on
+// a ticker, as the token-refresh schedule does.
+//
+// # Defaults and switches
+//
+// The zero Config runs everything embedded; FromEnv reads the functions'
+// environment and switches parts to the real thing:
+//
+//	part          default                                  switched by
+//	Klavi         simulator (pkg/klavisim) at /klavi        KLAVI_BASE_URL (+ KLAVI_ACCESS_KEY/KLAVI_SECRET_KEY)
+//	link store    in memory, with the change feed          LINKS_TABLE (DynamoDB; AWS_* settings)
+//	reports       files under .local/reports (REPORTS_DIR) REPORTS_BUCKET (S3)
+//	Klavi token   in memory from /auth, every 20 min        KLAVI_CREDENTIALS_SECRET + KLAVI_TOKEN_SECRET
+//
+// AWS parts use the standard SDK settings (AWS_REGION, AWS_ENDPOINT_URL for
+// moto, credentials); against an emulator the table and bucket are created
+// when missing. A DynamoDB table's stream cannot be read here, so with
+// LINKS_TABLE the feed is replaced by a sweep that makes the automatic
+// report request of authorised consents through the reconciliation path;
+// LGPD purges then do not run. With a real Klavi, its webhooks must reach
+// this server through a public URL (a tunnel) and REPORT_WEBHOOK_URL.
+//
+// # Local-only routes
+//
+//	GET /                              the demo page (embedded, no external assets)
+//	GET /dev/links/{linkId}/reports    the link's reports with their storage keys
+//	GET /dev/reports/{objectKey}       a stored report, byte for byte
+//	GET /dev/info                      how the server is put together
+//	/klavi/..., /link/...              the simulator's API and consent pages
+//
+// None of them exists in a deployment, and none needs a JWT: the deployed
+// frontend routes sit behind API Gateway's JWT authorizer, which is not
+// reproduced here. Keep the server on a loopback address.
+package devserver
