@@ -30,7 +30,7 @@ func (drainS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3
 // the benchmark measures the handler, not a store.
 type acceptAll struct{}
 
-func (acceptAll) CheckLink(context.Context, string) error                        { return nil }
+func (acceptAll) CheckLink(context.Context, string) error                      { return nil }
 func (acceptAll) RecordReport(context.Context, string, linkstore.Report) error { return nil }
 
 // BenchmarkReportDelivery5MB measures what one 5 MB report delivery
