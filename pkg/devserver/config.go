@@ -34,8 +34,9 @@ const DefaultReportsDir = ".local/reports"
 // token-refresh schedule does.
 const DefaultTokenRefresh = 20 * time.Minute
 
-// DefaultSweepInterval is how often, with a DynamoDB link store, authorised
-// consents still waiting for their report request are looked for.
+// DefaultSweepInterval is how often authorised consents still waiting for
+// their report request are looked for (the local stand-in for the
+// reconciliation sweep; with a DynamoDB link store also for the stream).
 const DefaultSweepInterval = 3 * time.Second
 
 // DevCredentials is the key pair of the embedded simulator when none is

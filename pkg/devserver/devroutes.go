@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -181,7 +183,7 @@ func (s *Server) Info() Info {
 		in.LinkStore = "dynamodb:" + s.cfg.LinksTable
 	}
 	if s.disk != nil {
-		in.ReportStore = "disk:" + s.disk.Root()
+		in.ReportStore = "disk:" + displayPath(s.disk.Root())
 	} else {
 		in.ReportStore = "s3:" + s.cfg.ReportsBucket
 	}
@@ -247,4 +249,18 @@ func (s *Server) Describe(w io.Writer) {
 		p("  as the event webhook in Klavi's console. Now sending reports to %s\n", in.ReportWebhookURL)
 	}
 	p("\n  Open %s/ in a browser. Ctrl-C stops.\n\n", in.URL)
+}
+
+// displayPath shows dir relative to the working directory when it is below
+// it, as a developer would type it.
+func displayPath(dir string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return dir
+	}
+	rel, err := filepath.Rel(wd, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return dir
+	}
+	return rel
 }

@@ -196,10 +196,14 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 		}
 	})
 	s.wg.Go(func() { s.refreshTokens(bg) })
-	switch {
-	case s.feed != nil:
+	if s.feed != nil {
 		s.wg.Go(func() { s.feed.Run(bg) })
-	case !s.cfg.ManualReportsOnly:
+	}
+	// The sweep also runs behind the change feed: a report request that
+	// failed at Klavi holds its consent's claim until the lease ends, and the
+	// feed's retry finds it held, so locally, as in a deployment, the sweep is
+	// what asks again.
+	if !s.cfg.ManualReportsOnly {
 		sw := &sweeper{store: s.links, requests: s.reportRequests, interval: s.cfg.SweepInterval, log: s.log}
 		s.wg.Go(func() { sw.Run(bg) })
 	}

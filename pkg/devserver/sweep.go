@@ -24,8 +24,9 @@ type consentRequester interface {
 	RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error)
 }
 
-// sweeper stands in for the table's stream when the link store is a
-// DynamoDB table, whose stream cannot be read here: it looks, every
+// sweeper stands in for the reconciliation sweep, and for the table's stream
+// when the link store is a DynamoDB table, whose stream cannot be read here:
+// it looks, every
 // interval, for links with an authorised consent that has no report
 // request yet and makes it, through the same RequestForConsent the stream
 // handler calls (with the reconciliation trigger). Purges on
