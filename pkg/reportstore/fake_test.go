@@ -169,7 +169,7 @@ func TestPutMetadataValues(t *testing.T) {
 				meta = in.Metadata
 				return &s3.PutObjectOutput{}, nil
 			}}
-			obj := reportstore.Object{Key: reportstore.UnmatchedKey("p", "r"), Body: []byte(`{}`), RequestID: tc.value}
+			obj := reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: []byte(`{}`), RequestID: tc.value}
 			if _, err := reportstore.New(fake, testBucket, reportstore.Options{}).Put(t.Context(), obj); err != nil {
 				t.Fatalf("Put() error = %v", err)
 			}
@@ -221,7 +221,7 @@ func TestPutRetriesOnceOnConflict(t *testing.T) {
 				return &s3.PutObjectOutput{}, nil
 			}}
 			s := reportstore.New(fake, testBucket, reportstore.Options{ConflictRetryDelay: time.Millisecond})
-			_, err := s.Put(t.Context(), reportstore.Object{Key: reportstore.UnmatchedKey("p", "r"), Body: body})
+			_, err := s.Put(t.Context(), reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: body})
 			if calls != tc.wantCalls {
 				t.Errorf("PutObject calls = %d, want %d", calls, tc.wantCalls)
 			}
@@ -256,7 +256,7 @@ func TestPutConflictRetryStopsWithContext(t *testing.T) {
 		return nil, apiError("ConditionalRequestConflict")
 	}}
 	s := reportstore.New(fake, testBucket, reportstore.Options{ConflictRetryDelay: time.Hour})
-	_, err := s.Put(ctx, reportstore.Object{Key: reportstore.UnmatchedKey("p", "r"), Body: []byte(`{}`)})
+	_, err := s.Put(ctx, reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: []byte(`{}`)})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Put() error = %v, want %v", err, context.Canceled)
 	}
@@ -319,7 +319,7 @@ func TestPutRejectsBadInput(t *testing.T) {
 		{"empty link id", reportstore.ReportKey("", "p", "r"), []byte(`{}`), reportstore.ErrInvalidKey},
 		{"empty product", reportstore.ReportKey("l", "", "r"), []byte(`{}`), reportstore.ErrInvalidKey},
 		{"empty report id", reportstore.ReportKey("l", "p", ""), []byte(`{}`), reportstore.ErrInvalidKey},
-		{"empty unmatched report id", reportstore.UnmatchedKey("p", ""), []byte(`{}`), reportstore.ErrInvalidKey},
+		{"empty unmatched report id", reportstore.UnmatchedKey("l", "p", ""), []byte(`{}`), reportstore.ErrInvalidKey},
 		{"no suffix", "reports/l/p/r", []byte(`{}`), reportstore.ErrInvalidKey},
 		{"dot dot segment", "reports/../p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
 		{"dot segment", "reports/l/./r.json", []byte(`{}`), reportstore.ErrInvalidKey},
@@ -328,7 +328,7 @@ func TestPutRejectsBadInput(t *testing.T) {
 		{"unescaped space", "reports/l m/p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
 		{"other root", "other/l/p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
 		{"leading slash", "/reports/l/p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
-		{"unmatched with a link", "unmatched/l/p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
+		{"unmatched without a link segment", "unmatched/p/r.json", []byte(`{}`), reportstore.ErrInvalidKey},
 		{"too long", reportstore.ReportKey("l", "p", strings.Repeat("r", 1020)), []byte(`{}`), reportstore.ErrInvalidKey},
 		{"empty body", reportstore.ReportKey("l", "p", "r"), nil, nil},
 	}
@@ -396,7 +396,7 @@ func TestOpenMapsMissingKey(t *testing.T) {
 			fake := &fakeS3{getObject: func(context.Context, *s3.GetObjectInput) (*s3.GetObjectOutput, error) {
 				return nil, tc.err
 			}}
-			_, _, err := reportstore.New(fake, testBucket, reportstore.Options{}).Open(t.Context(), reportstore.UnmatchedKey("p", "r"))
+			_, _, err := reportstore.New(fake, testBucket, reportstore.Options{}).Open(t.Context(), reportstore.UnmatchedKey("l", "p", "r"))
 			if !errors.Is(err, reportstore.ErrNotFound) {
 				t.Errorf("Open() error = %v, want %v", err, reportstore.ErrNotFound)
 			}
@@ -485,13 +485,15 @@ func TestKeys(t *testing.T) {
 		want string
 	}{
 		{"report", reportstore.ReportKey("L1", "pf_checking_account", "4b2c1648-231f-11eb-97c4-f45c899f4587"), "reports/L1/pf_checking_account/4b2c1648-231f-11eb-97c4-f45c899f4587.json"},
-		{"unmatched", reportstore.UnmatchedKey("pf_credit_card", "r1"), "unmatched/pf_credit_card/r1.json"},
+		{"unmatched", reportstore.UnmatchedKey("L1", "pf_credit_card", "r1"), "unmatched/L1/pf_credit_card/r1.json"},
+		{"unmatched without link", reportstore.UnmatchedKey("", "pf_credit_card", "r1"), "unmatched/_none/pf_credit_card/r1.json"},
+		{"unmatched prefix", reportstore.UnmatchedPrefix("L1"), "unmatched/L1/"},
 		{"link prefix", reportstore.LinkPrefix("L1"), "reports/L1/"},
 		{"parent", reportstore.ReportKey("..", "p", "r"), "reports/%2E./p/r.json"},
 		{"current", reportstore.ReportKey(".", "p", "r"), "reports/%2E/p/r.json"},
 		{"climb", reportstore.ReportKey("../x", "p", "r"), "reports/%2E.%2Fx/p/r.json"},
 		{"slash", reportstore.ReportKey("a/b", "p/q", "r/s"), "reports/a%2Fb/p%2Fq/r%2Fs.json"},
-		{"hidden", reportstore.UnmatchedKey("p", ".env"), "unmatched/p/%2Eenv.json"},
+		{"hidden", reportstore.UnmatchedKey("l", "p", ".env"), "unmatched/l/p/%2Eenv.json"},
 		{"inner dots kept", reportstore.ReportKey("v1.2..3", "p", "r.json"), "reports/v1.2..3/p/r.json.json"},
 		{"space and percent", reportstore.ReportKey("a b%2F", "p", "r"), "reports/a%20b%252F/p/r.json"},
 		{"non-ASCII", reportstore.ReportKey("ação", "p", "r"), "reports/a%C3%A7%C3%A3o/p/r.json"},
@@ -527,7 +529,7 @@ func TestKeysInjective(t *testing.T) {
 func TestPutAllocation(t *testing.T) {
 	body := klavireport.Synthetic(1<<20, 1, "")
 	s := reportstore.New(drainingS3(), testBucket, reportstore.Options{})
-	obj := reportstore.Object{Key: reportstore.UnmatchedKey("p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
+	obj := reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
 	if _, err := s.Put(t.Context(), obj); err != nil {
 		t.Fatalf("Put() error = %v", err)
 	}
@@ -551,7 +553,7 @@ func TestPutAllocation(t *testing.T) {
 func BenchmarkPutFake5MB(b *testing.B) {
 	body := klavireport.Synthetic(5<<20, 1, "")
 	s := reportstore.New(drainingS3(), testBucket, reportstore.Options{})
-	obj := reportstore.Object{Key: reportstore.UnmatchedKey("p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
+	obj := reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

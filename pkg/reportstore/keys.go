@@ -28,10 +28,26 @@ func ReportKey(linkID, productName, productReportID string) string {
 	return reportsRoot + "/" + escape(linkID) + "/" + escape(productName) + "/" + escape(productReportID) + keySuffix
 }
 
-// UnmatchedKey is the key of a report whose link is not known:
-// "unmatched/<productName>/<productReportId>.json", escaped as ReportKey.
-func UnmatchedKey(productName, productReportID string) string {
-	return unmatchedRoot + "/" + escape(productName) + "/" + escape(productReportID) + keySuffix
+// UnmatchedKey is the key of a report whose link this backend does not
+// know (yet): "unmatched/<linkId>/<productName>/<productReportId>.json",
+// escaped as ReportKey, with linkId the first link the report names, so
+// that the link's LGPD purge finds it too (UnmatchedPrefix). A report that
+// names no link goes under NoLink.
+func UnmatchedKey(linkID, productName, productReportID string) string {
+	if linkID == "" {
+		linkID = NoLink
+	}
+	return unmatchedRoot + "/" + escape(linkID) + "/" + escape(productName) + "/" + escape(productReportID) + keySuffix
+}
+
+// NoLink stands for the link of a report that names none. Klavi's link ids
+// are UUIDs, so it cannot be one.
+const NoLink = "_none"
+
+// UnmatchedPrefix is the prefix of the unmatched reports that name the link:
+// "unmatched/<linkId>/".
+func UnmatchedPrefix(linkID string) string {
+	return unmatchedRoot + "/" + escape(linkID) + "/"
 }
 
 // LinkPrefix is the prefix under which every report of a link is stored:
@@ -70,8 +86,7 @@ func checkKey(key string) error {
 	}
 	segs := strings.Split(key, "/")
 	switch {
-	case len(segs) == 4 && segs[0] == reportsRoot:
-	case len(segs) == 3 && segs[0] == unmatchedRoot:
+	case len(segs) == 4 && (segs[0] == reportsRoot || segs[0] == unmatchedRoot):
 	default:
 		return ErrInvalidKey
 	}
@@ -90,7 +105,7 @@ func checkKey(key string) error {
 }
 
 // checkPrefix accepts "reports/<linkId>/" and deeper or
-// "unmatched/<productName>/" and deeper, never a bare root: a purge must
+// "unmatched/<linkId>/" and deeper, never a bare root: a purge must
 // not be able to empty the bucket.
 func checkPrefix(prefix string) error {
 	rest, ok := strings.CutSuffix(prefix, "/")

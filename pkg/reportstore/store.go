@@ -218,6 +218,25 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, int64, err
 	return out.Body, aws.ToInt64(out.ContentLength), nil
 }
 
+// Delete removes one stored report. Deleting a key that does not exist is
+// not an error (S3 answers the same).
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("delete s3://%s/%q: %w", s.bucket, key, err)
+	}
+	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: aws.String(s.bucket),
+		Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String(key)}}, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("delete s3://%s/%s: %w", s.bucket, key, err)
+	}
+	if len(out.Errors) > 0 {
+		return fmt.Errorf("delete s3://%s/%s: %s", s.bucket, key, aws.ToString(out.Errors[0].Code))
+	}
+	return nil
+}
+
 // DeletePrefix deletes every object under prefix, for the LGPD purge of a
 // link (LinkPrefix), and returns how many it deleted. It lists a page and
 // deletes that page with one DeleteObjects call (at most 1000 keys) before

@@ -110,7 +110,7 @@ func TestPutKMS(t *testing.T) {
 	client, bucket := newBucket(t)
 	const keyID = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	s := reportstore.New(client, bucket, reportstore.Options{KMSKeyID: keyID})
-	key := reportstore.UnmatchedKey("pf_credit_card", "rep-kms")
+	key := reportstore.UnmatchedKey("link-1", "pf_credit_card", "rep-kms")
 	if _, err := s.Put(t.Context(), reportObject(key, []byte(`{"productReportId":"rep-kms"}`))); err != nil {
 		t.Fatalf("Put() error = %v", err)
 	}
@@ -237,7 +237,7 @@ func TestDeletePrefixPurgesOneLink(t *testing.T) {
 		reportstore.ReportKey("L10", "pf_checking_account", "r6"),
 		reportstore.ReportKey("L2", "pf_checking_account", "r7"),
 		reportstore.ReportKey("l1", "pf_checking_account", "r8"),
-		reportstore.UnmatchedKey("pf_checking_account", "r9"),
+		reportstore.UnmatchedKey("link-9", "pf_checking_account", "r9"),
 	}
 	for _, key := range slices.Concat(purged, kept) {
 		if _, err := s.Put(t.Context(), reportObject(key, []byte(`{}`))); err != nil {
@@ -269,7 +269,7 @@ func TestDeletePrefixRefusesBroadPrefixes(t *testing.T) {
 	keys := []string{
 		reportstore.ReportKey("L1", "pf_checking_account", "r1"),
 		reportstore.ReportKey("L10", "pf_checking_account", "r2"),
-		reportstore.UnmatchedKey("pf_checking_account", "r3"),
+		reportstore.UnmatchedKey("link-3", "pf_checking_account", "r3"),
 	}
 	for _, key := range keys {
 		if _, err := s.Put(t.Context(), reportObject(key, []byte(`{}`))); err != nil {
@@ -341,4 +341,35 @@ func listKeys(t *testing.T, client *s3.Client, bucket string) []string {
 
 func sorted(keys []string) []string {
 	return slices.Sorted(slices.Values(keys))
+}
+
+func TestDeleteOneAndUnmatchedPrefix(t *testing.T) {
+	client, bucket := newBucket(t)
+	s := reportstore.New(client, bucket, reportstore.Options{})
+	ctx := t.Context()
+	keep := reportstore.UnmatchedKey("L2", "pf_credit_card", "r2")
+	for _, key := range []string{
+		reportstore.ReportKey("L1", "pf_credit_card", "r1"),
+		reportstore.UnmatchedKey("L1", "pf_credit_card", "r0"),
+		keep,
+	} {
+		if _, err := s.Put(ctx, reportObject(key, []byte(`{"productReportId":"x"}`))); err != nil {
+			t.Fatalf("Put(%s): %v", key, err)
+		}
+	}
+	if err := s.Delete(ctx, reportstore.ReportKey("L1", "pf_credit_card", "r1")); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if err := s.Delete(ctx, reportstore.ReportKey("L1", "pf_credit_card", "r1")); err != nil {
+		t.Errorf("second Delete: %v, want nil (idempotent)", err)
+	}
+	if n, err := s.DeletePrefix(ctx, reportstore.UnmatchedPrefix("L1")); err != nil || n != 1 {
+		t.Errorf("DeletePrefix(unmatched L1) = %d, %v; want 1, nil", n, err)
+	}
+	if got := readAll(t, s, keep); len(got) == 0 {
+		t.Errorf("another link's unmatched report was deleted")
+	}
+	if err := s.Delete(ctx, "reports/../x.json"); !errors.Is(err, reportstore.ErrInvalidKey) {
+		t.Errorf("Delete(bad key) = %v, want ErrInvalidKey", err)
+	}
 }

@@ -35,9 +35,13 @@ import (
 // the template's alarm counts it.
 const MaxBodyBytes = 6 << 20
 
+// unknownProduct names the product of a report that carries no productName.
+const unknownProduct = "_unknown"
+
 // objectStore keeps report bodies.
 type objectStore interface {
 	Put(ctx context.Context, o reportstore.Object) (reportstore.PutResult, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // reportRecorder lists reports on their links.
@@ -107,7 +111,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	}
 	log := h.log.With("productReportId", env.ProductReportID, "productName", env.ProductName, "reportRequestId", env.RequestID)
 
-	linkID, err := h.matchLink(ctx, env.LinkIDs)
+	linkID, named, err := h.matchLink(ctx, env.LinkIDs)
 	switch {
 	case errors.Is(err, linkstore.ErrPurged):
 		// The user asked for their data to be deleted: a late report for
@@ -120,9 +124,15 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be stored. Retry."), nil
 	}
 
-	objectKey := reportstore.UnmatchedKey(env.ProductName, env.ProductReportID)
+	product := env.ProductName
+	if product == "" {
+		// Kept rather than refused: a report Klavi cannot redeliver must
+		// not be lost over a missing name.
+		product = unknownProduct
+	}
+	objectKey := reportstore.UnmatchedKey(named, product, env.ProductReportID)
 	if linkID != "" {
-		objectKey = reportstore.ReportKey(linkID, env.ProductName, env.ProductReportID)
+		objectKey = reportstore.ReportKey(linkID, product, env.ProductReportID)
 	}
 	put, err := h.objects.Put(ctx, reportstore.Object{
 		Key:             objectKey,
@@ -132,6 +142,12 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		ProductReportID: env.ProductReportID,
 		Code:            strconv.Itoa(env.Code),
 	})
+	if errors.Is(err, reportstore.ErrInvalidKey) {
+		// Ids too long for an S3 key: retrying cannot help.
+		log.ErrorContext(ctx, "report webhook: report ids do not fit a key", "error_code", "invalid_report_ids", "error", err)
+		h.metric.Count("ReportsMalformed", 1)
+		return httpapi.Error(http.StatusBadRequest, "invalid_report", "The report's productName or productReportId cannot be stored."), nil
+	}
 	duplicate := errors.Is(err, reportstore.ErrExists)
 	if err != nil && !duplicate {
 		log.ErrorContext(ctx, "report webhook: store object", "linkId", linkID, "error", err)
@@ -160,10 +176,18 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	case errors.Is(err, linkstore.ErrDuplicate):
 		res.Duplicate = true
 	case errors.Is(err, linkstore.ErrPurged):
-		// Purged between the check and now: the purge's own deletion may
-		// have run before our object landed, so say so loudly.
-		log.WarnContext(ctx, "report webhook: link purged while storing", "linkId", linkID, "objectKey", objectKey)
+		// Purged between the check and now: the purge may have deleted the
+		// link's reports before this object landed, so this one goes too.
+		// If it cannot be deleted, a 5xx makes Klavi retry, and the retry
+		// finds the link purged and deletes nothing new.
+		if derr := h.objects.Delete(ctx, objectKey); derr != nil {
+			log.ErrorContext(ctx, "report webhook: delete report of a purged link", "linkId", linkID, "objectKey", objectKey, "error", derr)
+			h.metric.Count("PurgesFailed", 1, "Reason", "late_report")
+			return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be handled. Retry."), nil
+		}
+		log.InfoContext(ctx, "report for a link purged while storing deleted", "linkId", linkID)
 		h.metric.Count("ReportsDiscarded", 1, "Reason", "purged_race")
+		return httpapi.JSON(http.StatusOK, result{ProductReportID: env.ProductReportID}), nil
 	case err != nil:
 		log.ErrorContext(ctx, "report webhook: record report", "linkId", linkID, "error", err)
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be recorded. Retry."), nil
@@ -180,29 +204,33 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 }
 
 // matchLink returns the first of the report's link ids this backend knows
-// and that is still active, "" when none is known. A purged link wins over
-// unknown ones: its data must not be kept.
-func (h *Handler) matchLink(ctx context.Context, ids []string) (string, error) {
+// and that is still active ("" when none is), and the first valid link id
+// the report names, under which an unmatched report is kept. A purged link
+// wins over unknown ones: its data must not be kept.
+func (h *Handler) matchLink(ctx context.Context, ids []string) (active, named string, err error) {
 	var purged string
 	for _, id := range ids {
 		if !linkstore.ValidLinkID(id) {
 			continue
 		}
+		if named == "" {
+			named = id
+		}
 		err := h.links.CheckLink(ctx, id)
 		switch {
 		case err == nil:
-			return id, nil
+			return id, named, nil
 		case errors.Is(err, linkstore.ErrNotFound):
 		case errors.Is(err, linkstore.ErrPurged):
 			purged = id
 		default:
-			return "", err
+			return "", named, err
 		}
 	}
 	if purged != "" {
-		return purged, linkstore.ErrPurged
+		return purged, named, linkstore.ErrPurged
 	}
-	return "", nil
+	return "", named, nil
 }
 
 // codeClass bounds the Code dimension: 204, 205 and the 5xxx families.

@@ -36,10 +36,11 @@ func (k staticKey) SecretKey(context.Context) ([]byte, error) { return k, nil }
 
 // memObjects is an in-memory object store with S3's If-None-Match rule.
 type memObjects struct {
-	mu      sync.Mutex
-	objects map[string][]byte
-	fail    int // fail this many Puts first
-	puts    int
+	mu         sync.Mutex
+	objects    map[string][]byte
+	fail       int // fail this many Puts first
+	failDelete bool
+	puts       int
 }
 
 func (m *memObjects) Put(_ context.Context, o reportstore.Object) (reportstore.PutResult, error) {
@@ -59,6 +60,16 @@ func (m *memObjects) Put(_ context.Context, o reportstore.Object) (reportstore.P
 	}
 	m.objects[o.Key] = bytes.Clone(o.Body)
 	return res, nil
+}
+
+func (m *memObjects) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failDelete {
+		return errors.New("s3: InternalError")
+	}
+	delete(m.objects, key)
+	return nil
 }
 
 type env struct {
@@ -183,7 +194,7 @@ func TestUnknownLinkStoredUnmatched(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body["matched"] != false || body["stored"] != true {
 		t.Fatalf("answer = %d %s, want 200 stored unmatched", resp.StatusCode, resp.Body)
 	}
-	if _, ok := e.objects.objects[reportstore.UnmatchedKey("pf_checking_account", fixtureRep)]; !ok {
+	if _, ok := e.objects.objects[reportstore.UnmatchedKey(fixtureLink, "pf_checking_account", fixtureRep)]; !ok {
 		t.Errorf("no object under the unmatched prefix; have %v", keys(e.objects.objects))
 	}
 }
@@ -319,4 +330,52 @@ func keys(m map[string][]byte) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// purgeOnCheck is a link store whose link is active at CheckLink and purged
+// by the time the report is recorded: the purge ran while S3 stored it.
+type purgeOnCheck struct{ *linkstore.MemoryStore }
+
+func (p purgeOnCheck) CheckLink(ctx context.Context, id string) error {
+	if err := p.MemoryStore.CheckLink(ctx, id); err != nil {
+		return err
+	}
+	_, err := p.MemoryStore.Purge(ctx, id, now)
+	return err
+}
+
+func TestReportLandingDuringPurgeIsDeleted(t *testing.T) {
+	for _, failDelete := range []bool{false, true} {
+		e := newEnv(t)
+		createLink(t, e.links)
+		e.objects.failDelete = failDelete
+		e.h.links = purgeOnCheck{e.links}
+		req := fixture(t)
+		resp, _ := e.call(t, signed(req, []byte(req.Body), testSecret))
+		if failDelete {
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("delete failed: status = %d, want 503 so Klavi retries", resp.StatusCode)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status = %d (%s), want 200", resp.StatusCode, resp.Body)
+		}
+		if len(e.objects.objects) != 0 {
+			t.Errorf("report of a link purged while storing was kept: %v", keys(e.objects.objects))
+		}
+	}
+}
+
+func TestMissingProductNameStillStored(t *testing.T) {
+	e := newEnv(t)
+	createLink(t, e.links)
+	body := []byte(`{"code":200,"productReportId":"rep-x","links":[{"linkId":"` + fixtureLink + `"}]}`)
+	resp, _ := e.call(t, signed(fixture(t), body, testSecret))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d (%s), want 200", resp.StatusCode, resp.Body)
+	}
+	if _, ok := e.objects.objects[reportstore.ReportKey(fixtureLink, unknownProduct, "rep-x")]; !ok {
+		t.Errorf("report without productName not stored under %q: %v", unknownProduct, keys(e.objects.objects))
+	}
 }

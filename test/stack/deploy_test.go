@@ -262,7 +262,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			"REPORT_PRODUCTS":          "all",
 			"AUTO_REQUEST_REPORTS":     "true",
 			"ALLOWED_REDIRECT_HOSTS":   "app.example.com",
-			"REPORT_WEBHOOK_URL":       "",
+			"REPORT_WEBHOOK_URL":       standIns["HttpApi"].attrs["ApiEndpoint"] + "/webhooks/klavi/reports",
 			"KLAVI_SOURCE_IPS":         "18.231.92.86/32",
 			"RECONCILE_AFTER":          "15m",
 		}
