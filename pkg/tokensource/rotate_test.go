@@ -117,3 +117,27 @@ func TestRotateFallsBackToAuth(t *testing.T) {
 		})
 	}
 }
+
+func TestReloadSecretKey(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.src.SecretKey(t.Context()); err != nil {
+		t.Fatalf("SecretKey: %v", err)
+	}
+	f.sm.set(credsID, `{"accessKey":"ak","secretKey":"rotated-secret"}`)
+
+	// Within MinKeyReload of the last read: no new read, the cached key.
+	f.clock.Advance(MinKeyReload / 2)
+	key, err := f.src.ReloadSecretKey(t.Context())
+	if err != nil || string(key) != secretKey || f.sm.getCount(credsID) != 1 {
+		t.Fatalf("early reload = %q, %v after %d reads; want the cached key and 1 read", key, err, f.sm.getCount(credsID))
+	}
+	// Later: one new read, the rotated key, then cached again.
+	f.clock.Advance(MinKeyReload)
+	key, err = f.src.ReloadSecretKey(t.Context())
+	if err != nil || string(key) != "rotated-secret" || f.sm.getCount(credsID) != 2 {
+		t.Fatalf("reload = %q, %v after %d reads; want the rotated key and 2 reads", key, err, f.sm.getCount(credsID))
+	}
+	if key, _ := f.src.SecretKey(t.Context()); string(key) != "rotated-secret" || f.sm.getCount(credsID) != 2 {
+		t.Errorf("after reload SecretKey = %q with %d reads; want the rotated key from memory", key, f.sm.getCount(credsID))
+	}
+}

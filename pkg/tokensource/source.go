@@ -191,6 +191,28 @@ func (s *Source) SecretKey(ctx context.Context) ([]byte, error) {
 	return []byte(creds.SecretKey), nil
 }
 
+// MinKeyReload bounds how often ReloadSecretKey reads the credentials secret
+// again: a stream of badly signed requests must not become a stream of
+// Secrets Manager reads.
+const MinKeyReload = 30 * time.Second
+
+// ReloadSecretKey reads the credentials secret again, unless it was read
+// less than MinKeyReload ago, and returns the secretKey. The webhooks call
+// it when a signature does not verify with the cached key: after the key is
+// rotated in the Klavi Console and the secret, warm instances would
+// otherwise reject every delivery until their cache expires.
+func (s *Source) ReloadSecretKey(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	if !s.credsRead.IsZero() && s.cfg.Now().Before(s.credsRead.Add(MinKeyReload)) {
+		creds := s.creds
+		s.mu.Unlock()
+		return []byte(creds.SecretKey), nil
+	}
+	s.creds, s.credsRead = klavi.Credentials{}, time.Time{}
+	s.mu.Unlock()
+	return s.SecretKey(ctx)
+}
+
 // Rotate gets a new token from Klavi /auth, stores it in the token secret and
 // in memory, and returns when it expires. It is the only writer of the token
 // secret.

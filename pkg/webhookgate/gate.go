@@ -27,6 +27,13 @@ type SecretKeySource interface {
 	SecretKey(ctx context.Context) ([]byte, error)
 }
 
+// keyReloader is the optional part of a SecretKeySource that reads the key
+// again, past its cache (rate limited by the source). A rotated secretKey
+// then takes effect on the first delivery signed with it.
+type keyReloader interface {
+	ReloadSecretKey(ctx context.Context) ([]byte, error)
+}
+
 // Gate holds one webhook's admission rules.
 type Gate struct {
 	// Webhook names the webhook in metrics ("Webhook" dimension) and logs.
@@ -80,7 +87,15 @@ func (g *Gate) Admit(ctx context.Context, req httpapi.Request) Admission {
 		log.ErrorContext(ctx, "webhook: signature key unavailable", "error_code", "key_unavailable", "error", err)
 		return reject(http.StatusServiceUnavailable, "dependency_unavailable", "The webhook cannot verify deliveries right now.")
 	}
-	if err := g.Verifier.Verify(key, body, sig, httpapi.Header(req, webhooksig.TimestampHeader)); err != nil {
+	ts := httpapi.Header(req, webhooksig.TimestampHeader)
+	err = g.Verifier.Verify(key, body, sig, ts)
+	if r, ok := g.Keys.(keyReloader); ok && errors.Is(err, webhooksig.ErrInvalidSignature) {
+		if fresh, rerr := r.ReloadSecretKey(ctx); rerr == nil && !bytes.Equal(fresh, key) {
+			log.InfoContext(ctx, "webhook: signature key changed, verifying with the new key")
+			err = g.Verifier.Verify(fresh, body, sig, ts)
+		}
+	}
+	if err != nil {
 		code := webhooksig.ErrorCode(err)
 		log.WarnContext(ctx, "webhook: signature rejected", "error_code", code)
 		g.Metrics.Count("SignatureRejected", 1, "Webhook", g.Webhook, "Reason", code)

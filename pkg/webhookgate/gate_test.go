@@ -79,3 +79,33 @@ func TestAdmit(t *testing.T) {
 		})
 	}
 }
+
+// rotatingKeys serves a cached key until reloaded, like the token source
+// after the secretKey was rotated.
+type rotatingKeys struct {
+	cached, current string
+	reloads         int
+}
+
+func (r *rotatingKeys) SecretKey(context.Context) ([]byte, error) { return []byte(r.cached), nil }
+
+func (r *rotatingKeys) ReloadSecretKey(context.Context) ([]byte, error) {
+	r.reloads++
+	r.cached = r.current
+	return []byte(r.cached), nil
+}
+
+func TestAdmitRotatedKey(t *testing.T) {
+	keys := &rotatingKeys{cached: "old", current: "new"}
+	g := &Gate{Webhook: "events", MaxBody: 1 << 10, Keys: keys, Verifier: webhooksig.Verifier{Now: func() time.Time { return now }}}
+	if in := g.Admit(t.Context(), request(`{"a":1}`, "new", "")); in.Reject != nil {
+		t.Fatalf("delivery signed with the rotated key rejected: %d %s", in.Reject.StatusCode, in.Reject.Body)
+	}
+	if keys.reloads != 1 {
+		t.Errorf("reloads = %d, want 1", keys.reloads)
+	}
+	// A delivery signed with neither key is still refused.
+	if in := g.Admit(t.Context(), request(`{"a":1}`, "forged", "")); in.Reject == nil || in.Reject.StatusCode != http.StatusUnauthorized {
+		t.Errorf("forged delivery admitted")
+	}
+}
