@@ -334,9 +334,6 @@ func TestRejectsChangeNothing(t *testing.T) {
 			return r
 		}, http.StatusUnauthorized, "missing_timestamp"},
 		{"signed garbage", func() httpapi.Request { return signed(good, "{not json", testSecret, now) }, http.StatusBadRequest, "invalid_event"},
-		{"signed event without id", func() httpapi.Request {
-			return signed(good, `[{"eventName":"consent_authorised","payload":{"linkId":"`+fixtureLink+`"}}]`, testSecret, now)
-		}, http.StatusBadRequest, "invalid_event"},
 		{"too large", func() httpapi.Request {
 			return signed(good, `{"pad":"`+strings.Repeat("x", MaxBodyBytes)+`"}`, testSecret, now)
 		}, http.StatusRequestEntityTooLarge, "body_too_large"},
@@ -474,5 +471,22 @@ func TestLogsCarryNoPersonalDataOrSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain %q:\n%s", secret, logs)
 		}
+	}
+}
+
+func TestEventWithoutIDKeptOnce(t *testing.T) {
+	e := newEnv(t)
+	body := `[{"eventName":"consent_authorised","eventTime":"2026-11-24T12:00:00.000Z","payload":{"linkId":"` + fixtureLink +
+		`","consents":{"consentId":"` + fixtureCons + `","institutionCode":"260"}}}]`
+	resp, got := e.call(t, signed(fixture(t), body, testSecret, now))
+	if resp.StatusCode != http.StatusOK || got["applied"] != float64(1) {
+		t.Fatalf("event without eventId = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+	if s := e.status(t); s != "AUTHORISED" {
+		t.Errorf("status = %q, want AUTHORISED", s)
+	}
+	_, again := e.call(t, signed(fixture(t), body, testSecret, now))
+	if again["duplicates"] != float64(1) {
+		t.Errorf("redelivery duplicates = %v, want 1", again["duplicates"])
 	}
 }

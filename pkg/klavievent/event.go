@@ -2,7 +2,7 @@
 // webhooks (link_created, consent_*, link_action_status, product_*).
 //
 // Parse turns a body into Events and only checks what every event needs:
-// a JSON object with an event id. Event.Changes then reads the payload of
+// a JSON object, with an event id (derived from its bytes when missing). Event.Changes then reads the payload of
 // the events this package understands. Neither fails on unknown events or
 // unknown fields: the caller keeps the raw body and acknowledges them.
 //
@@ -12,6 +12,8 @@ package klavievent
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,10 @@ import (
 // cause.
 const MaxEvents = 100
 
+// DerivedIDPrefix starts the id Parse gives an event that carries none:
+// the prefix and the first 16 bytes of the SHA-256 of the event's JSON.
+const DerivedIDPrefix = "sha256:"
+
 // Sentinel errors returned (wrapped) by Parse and Event.Changes.
 var (
 	// ErrMalformed: the body is not JSON, or not an object or an array of
@@ -31,7 +37,8 @@ var (
 	ErrMalformed = errors.New("malformed klavi event body")
 	// ErrEmpty: the body is empty, only whitespace, or an empty array.
 	ErrEmpty = errors.New("empty klavi event body")
-	// ErrMissingEventID: an event has no eventId, so it cannot be deduplicated.
+	// ErrMissingEventID: an event has no eventId. Parse does not return it:
+	// such an event gets an id derived from its bytes (DerivedIDPrefix).
 	ErrMissingEventID = errors.New("klavi event without eventId")
 	// ErrTooManyEvents: the body holds more than MaxEvents events.
 	ErrTooManyEvents = errors.New("too many klavi events in body")
@@ -68,8 +75,8 @@ const utf8BOM = "\xef\xbb\xbf"
 // Errors wrap ErrEmpty (empty or whitespace-only body, or []), ErrMalformed
 // (not JSON, null, a scalar, an array element that is not an object, an
 // eventId of non-scalar type, or eventId spellings with different values),
-// ErrTooManyEvents (more than MaxEvents) or ErrMissingEventID (an event with
-// no non-empty eventId).
+// or ErrTooManyEvents (more than MaxEvents). An event without a non-empty
+// eventId gets an id derived from its bytes (DerivedIDPrefix).
 func Parse(body []byte) ([]Event, error) {
 	body = bytes.TrimSpace(bytes.TrimPrefix(body, []byte(utf8BOM)))
 	if len(body) == 0 {
@@ -127,6 +134,14 @@ func parseEvent(raw json.RawMessage) (Event, error) {
 		return Event{}, fmt.Errorf("event is not an object: %w", ErrMalformed)
 	}
 	id, err := eventID(obj)
+	if errors.Is(err, ErrMissingEventID) {
+		// Kept rather than refused: a signed event Klavi cannot redeliver
+		// forever must not be lost over a missing id. The id is the hash of
+		// the event's own bytes, so a redelivery of the same bytes is still
+		// a duplicate.
+		sum := sha256.Sum256(raw)
+		id, err = DerivedIDPrefix+hex.EncodeToString(sum[:16]), nil
+	}
 	if err != nil {
 		return Event{}, err
 	}

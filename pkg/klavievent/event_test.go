@@ -138,31 +138,6 @@ func TestParse(t *testing.T) {
 			wantErr: ErrMalformed,
 		},
 		{
-			name:    "missing eventId",
-			body:    `{"eventName":"link_created","payload":{"personalTaxId":"` + testCPF + `"}}`,
-			wantErr: ErrMissingEventID,
-		},
-		{
-			name:    "null eventId",
-			body:    `{"eventId":null}`,
-			wantErr: ErrMissingEventID,
-		},
-		{
-			name:    "blank eventId",
-			body:    `{"eventId":"   "}`,
-			wantErr: ErrMissingEventID,
-		},
-		{
-			name:    "empty object",
-			body:    `{}`,
-			wantErr: ErrMissingEventID,
-		},
-		{
-			name:    "one event of several without id rejects the body",
-			body:    `[{"eventId":"e1"},{"eventName":"consent_revoked","payload":{"businessTaxId":"` + testCNPJ + `"}}]`,
-			wantErr: ErrMissingEventID,
-		},
-		{
 			name:    "empty body",
 			body:    ``,
 			wantErr: ErrEmpty,
@@ -353,5 +328,41 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := events[0].Changes(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestParseDerivesMissingEventID(t *testing.T) {
+	bodies := []string{
+		`{"eventName":"link_created","payload":{"personalTaxId":"` + testCPF + `"}}`,
+		`{"eventId":null,"eventName":"x"}`,
+		`{"eventId":"   ","eventName":"y"}`,
+		`{}`,
+	}
+	seen := map[string]bool{}
+	for _, body := range bodies {
+		evs, err := Parse([]byte(body))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Parse(%q) = %v, %v; want one event", body, evs, err)
+		}
+		id := evs[0].EventID
+		if !strings.HasPrefix(id, DerivedIDPrefix) || len(id) != len(DerivedIDPrefix)+32 {
+			t.Errorf("derived id = %q, want %s and 32 hex digits", id, DerivedIDPrefix)
+		}
+		if strings.Contains(id, testCPF) {
+			t.Errorf("derived id carries the tax id")
+		}
+		if seen[id] {
+			t.Errorf("two different events got the same derived id %q", id)
+		}
+		seen[id] = true
+		again, _ := Parse([]byte(body))
+		if again[0].EventID != id {
+			t.Errorf("the same bytes got ids %q and %q; a redelivery must be a duplicate", id, again[0].EventID)
+		}
+	}
+	// In an array, the event with an id keeps it.
+	evs, err := Parse([]byte(`[{"eventId":"e1"},{"eventName":"consent_revoked"}]`))
+	if err != nil || len(evs) != 2 || evs[0].EventID != "e1" || !strings.HasPrefix(evs[1].EventID, DerivedIDPrefix) {
+		t.Errorf("array with one id-less event = %v, %v", evs, err)
 	}
 }
