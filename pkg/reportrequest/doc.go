@@ -24,8 +24,12 @@
 // again in any case; the handler also reports as failed, without acting on
 // them, the later records of the same link, so that a link's changes are
 // never applied out of order (an authorisation retried after the purge
-// that followed it, for example). Once the invocation's context is done,
-// the remaining records are reported as failed without being started.
+// that followed it, for example). Once less of the invocation is left than
+// one record may need (Config.MinCallTime plus Config.RecordReserve), or
+// its context is done, the remaining records are reported as failed
+// without being started, and counted in StreamRecordsDeferred: they come
+// back in the retry of the batch, which starts after the records that
+// succeeded.
 //
 // # Exactly one automatic request per consent
 //
@@ -48,10 +52,24 @@
 //
 // The Klavi call is bounded to three quarters of the lease, so that the
 // request is recorded before the lease runs out and nobody else can claim
-// the consent while a call is in flight. Klavi documents no idempotency key:
-// a call that failed after Klavi acted on it (a 500, a connection lost after
-// the request was written) can lead to a second request when it is made
-// again. The Klavi client retries only what provably had no effect; this
+// the consent while a call is in flight. It is also bounded to end
+// Config.RecordReserve (default 3 s) before the invocation's deadline, so
+// that a request Klavi accepted is recorded before Lambda ends the
+// invocation; with less than Config.MinCallTime (default 2 s) left for the
+// call, none is made and RequestForConsent returns an error matching
+// ErrDeadlineNear. That is checked before the claim, so that no lease is
+// taken, and again just before the call: when the store took the time in
+// between, the consent stays claimed and its request is made once the lease
+// has run out, as after any failure. The recording of every accepted
+// request, manual ones included, is detached from the invocation's context
+// and bounded by Config.RecordTimeout (default 5 s); a transient store
+// failure is tried twice more, shortly after (a repeat of a write that did
+// land is a duplicate, which is success). The window left is a crash or a
+// store outage between Klavi's answer and the write.
+//
+// Klavi documents no idempotency key: a call that failed after Klavi acted
+// on it (a 500, a connection lost after the request was written) can lead
+// to a second request when it is made again. The Klavi client retries only what provably had no effect; this
 // package never repeats a call by itself.
 //
 // # Failures
@@ -65,7 +83,9 @@
 // 4xx), the link has no known tax id type, or no report webhook URL or
 // institution is known. The stream logs them and moves on; the
 // reconciliation sweep may try them again later. ErrInProgress means
-// another caller holds the claim. Every other error (Klavi 408, 429 and
+// another caller holds the claim. ErrDeadlineNear means too little of the
+// invocation was left to call Klavi (see above); it is temporary, counted
+// under the reason deadline_near. Every other error (Klavi 408, 429 and
 // 5xx, a 401 that survived the client's token refresh, network, token
 // source, store) is temporary. Each outcome is counted in the
 // ReportRequestsSent{Trigger}, ReportRequestsSkipped{Reason} or

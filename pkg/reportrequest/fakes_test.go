@@ -212,6 +212,8 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		mod(&cfg)
 	}
 	e.h = New(e.klavi, e.store, e.objects, cfg)
+	// Record retries need no real pause against an in-memory store.
+	e.h.recordBackoff = time.Millisecond
 	return e
 }
 

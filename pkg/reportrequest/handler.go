@@ -34,6 +34,24 @@ type objectDeleter interface {
 // client's retries, and is best set above the function's timeout.
 const DefaultLease = 2 * time.Minute
 
+// Defaults of the Config fields that keep an accepted request from going
+// unrecorded when the invocation's deadline comes.
+const (
+	// DefaultRecordReserve leaves room for a store write or two, with the
+	// retries of record, before the function's deadline.
+	DefaultRecordReserve = 3 * time.Second
+	// DefaultMinCallTime is below which a Klavi call is not worth starting:
+	// one that times out may still have been acted on.
+	DefaultMinCallTime = 2 * time.Second
+	// DefaultRecordTimeout bounds the recording of an accepted request,
+	// its retries included.
+	DefaultRecordTimeout = 5 * time.Second
+)
+
+// recordBackoff is the first wait between attempts to record a request;
+// it doubles after each attempt.
+const recordBackoff = 100 * time.Millisecond
+
 // Config is what the handler needs besides its dependencies.
 type Config struct {
 	// Products are requested automatically (REPORT_PRODUCTS) and by a
@@ -46,6 +64,20 @@ type Config struct {
 	// Lease bounds a claim on a consent's automatic request; default
 	// DefaultLease.
 	Lease time.Duration
+	// RecordReserve is kept back from the invocation's deadline for
+	// recording a request Klavi accepted: an automatic Klavi call ends at
+	// the latest that long before the deadline. Default
+	// DefaultRecordReserve.
+	RecordReserve time.Duration
+	// MinCallTime is the least time an automatic Klavi call is given. With
+	// less left before the deadline (less RecordReserve), no call is made:
+	// the consent is not claimed, or is left to its lease, and the stream
+	// stops starting records. Default DefaultMinCallTime.
+	MinCallTime time.Duration
+	// RecordTimeout bounds the recording of a request Klavi accepted,
+	// retries included. The recording is not cancelled with the
+	// invocation's context. Default DefaultRecordTimeout.
+	RecordTimeout time.Duration
 	// ReportWebhookURL (REPORT_WEBHOOK_URL), when set, is the
 	// productsCallbackURL for links that carry none (links first seen in
 	// an event). A manual request otherwise derives it from its own domain.
@@ -67,6 +99,11 @@ type Handler struct {
 	log      *slog.Logger
 	metric   *metrics.Recorder
 	now      func() time.Time
+
+	recordReserve time.Duration
+	minCall       time.Duration
+	recordTimeout time.Duration
+	recordBackoff time.Duration
 }
 
 // New returns a Handler.
@@ -82,12 +119,26 @@ func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Handler
 		log:      cfg.Logger,
 		metric:   cfg.Metrics,
 		now:      cfg.Now,
+
+		recordReserve: cfg.RecordReserve,
+		minCall:       cfg.MinCallTime,
+		recordTimeout: cfg.RecordTimeout,
+		recordBackoff: recordBackoff,
 	}
 	if len(h.products) == 0 {
 		h.products = []string{"all"}
 	}
 	if h.lease <= 0 {
 		h.lease = DefaultLease
+	}
+	if h.recordReserve <= 0 {
+		h.recordReserve = DefaultRecordReserve
+	}
+	if h.minCall <= 0 {
+		h.minCall = DefaultMinCallTime
+	}
+	if h.recordTimeout <= 0 {
+		h.recordTimeout = DefaultRecordTimeout
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -17,6 +17,19 @@ import (
 // without telling its requestId.
 const unidentifiedPrefix = "unidentified-"
 
+// ErrDeadlineNear is matched by the error of RequestForConsent when too
+// little of the invocation is left to call Klavi and record the outcome
+// (Config.MinCallTime and RecordReserve): no call was made. It is
+// temporary; the caller tries again in a later invocation.
+var ErrDeadlineNear = errors.New("reportrequest: too close to the deadline to call klavi")
+
+// reasonDeadlineNear counts ErrDeadlineNear in ReportRequestsFailed.
+const reasonDeadlineNear = "deadline_near"
+
+// recordAttempts is how many times a transient store failure to record an
+// accepted request is tried.
+const recordAttempts = 3
+
 // RequestForConsent makes the automatic report request of one consent,
 // once: it claims the consent, reads the link, asks Klavi for the
 // institution's reports on the personal or business endpoint and records
@@ -31,6 +44,13 @@ const unidentifiedPrefix = "unidentified-"
 func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error) {
 	if trigger != linkstore.TriggerStream && trigger != linkstore.TriggerReconcile {
 		err := permanent(reasonInvalidTrigger, fmt.Errorf("request reports for consent %s of link %s: %w %q", consentID, linkID, ErrInvalidTrigger, trigger))
+		h.countFailure(err)
+		return "", err
+	}
+	// Checked before the claim, so that an invocation about to end takes
+	// no lease and the consent stays free for the next attempt.
+	if _, err := h.callBudget(ctx); err != nil {
+		err = temporary(reasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
 		h.countFailure(err)
 		return "", err
 	}
@@ -80,15 +100,43 @@ func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trig
 		return "", nil
 	}
 
-	// The call must end well inside the lease, so that its outcome is
-	// recorded before anybody else may claim the consent. The lease was
-	// taken a store read ago; the timeout runs on real time either way.
-	requestID, err := h.send(ctx, h.lease*3/4, link, consent, h.products, h.webhookURL(link, ""), trigger)
+	// The store reads since the first check took some of the time. Too
+	// little left now leaves the consent claimed: its lease runs out and
+	// the sweep, or a late retry, makes the request.
+	budget, err := h.callBudget(ctx)
+	if err != nil {
+		err = temporary(reasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: claimed, not asked: %w", consentID, linkID, err))
+		h.countFailure(err)
+		return "", err
+	}
+	requestID, err := h.send(ctx, budget, link, consent, h.products, h.webhookURL(link, ""), trigger)
 	if err != nil {
 		h.countFailure(err)
 		return requestID, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err)
 	}
 	return requestID, nil
+}
+
+// callBudget is how long an automatic Klavi call started now may take. It
+// ends well inside the lease (three quarters of it), so that its outcome
+// is recorded before anybody else may claim the consent; and
+// Config.RecordReserve before ctx's deadline, so that an accepted request
+// is recorded before the invocation ends. With less than
+// Config.MinCallTime left, it returns an error matching ErrDeadlineNear:
+// a call cut short by its timeout may still have been acted on by Klavi,
+// and would then be made a second time.
+func (h *Handler) callBudget(ctx context.Context) (time.Duration, error) {
+	budget := h.lease * 3 / 4
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return budget, nil
+	}
+	// Real time: the deadline is the invocation's, whatever Config.Now is.
+	left := time.Until(dl) - h.recordReserve
+	if left < h.minCall {
+		return 0, fmt.Errorf("%w: %v left before the reserve, want %v", ErrDeadlineNear, max(left, 0).Round(time.Millisecond), h.minCall)
+	}
+	return min(budget, left), nil
 }
 
 // send asks Klavi for one consent's reports and records the request. The
@@ -157,7 +205,7 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 		Trigger:         trigger,
 	}
 	h.metric.Count("ReportRequestsSent", 1, "Trigger", trigger)
-	err = h.store.RecordReportRequest(ctx, link.LinkID, rec)
+	err = h.record(ctx, link.LinkID, rec)
 	switch {
 	case err == nil, errors.Is(err, linkstore.ErrDuplicate):
 	case errors.Is(err, linkstore.ErrPurged), errors.Is(err, linkstore.ErrNotFound):
@@ -173,6 +221,44 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 		"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID,
 		"institutionCode", institution, "products", len(products), "trigger", trigger)
 	return requestID, nil
+}
+
+// record stores a request Klavi accepted. Klavi has acted, so the record
+// must land even when the invocation's context ends meanwhile: without it
+// the consent is claimed again once its lease runs out and Klavi is asked
+// a second time. So it runs detached from ctx's cancellation, bounded by
+// Config.RecordTimeout, and tries a transient failure again (the write is
+// idempotent: a repeat of one that did land fails with
+// linkstore.ErrDuplicate).
+func (h *Handler) record(ctx context.Context, linkID string, rec linkstore.ReportRequest) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.recordTimeout)
+	defer cancel()
+	wait := h.recordBackoff
+	for attempt := 1; ; attempt++ {
+		err := h.store.RecordReportRequest(ctx, linkID, rec)
+		if err == nil || !transientRecordError(err) || attempt == recordAttempts || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// transientRecordError reports whether recording a request may succeed
+// when tried again at once.
+func transientRecordError(err error) bool {
+	switch {
+	case errors.Is(err, linkstore.ErrDuplicate), errors.Is(err, linkstore.ErrPurged), errors.Is(err, linkstore.ErrNotFound):
+		return false
+	default:
+		return true
+	}
 }
 
 // taxIDKind picks the Klavi endpoint for the link's tax id.

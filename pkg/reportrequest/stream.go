@@ -31,11 +31,15 @@ type action struct {
 // after them, are listed in the response's BatchItemFailures by sequence
 // number (the function's event source mapping must report batch item
 // failures). A record without a sequence number makes Lambda retry the
-// whole batch, which is the safe side.
+// whole batch, which is the safe side. Once too little of the invocation
+// is left for one more record (Config.MinCallTime plus RecordReserve), or
+// its context is done, the remaining records are reported as failed
+// without being started.
 func (h *Handler) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	var resp events.DynamoDBEventResponse
 	failedLinks := map[string]bool{}
-	var acted, ignored int
+	var acted, ignored, deferred int
+	var outOfTime error
 	for _, rec := range ev.Records {
 		act := classify(rec)
 		if act.kind == actNone {
@@ -48,12 +52,21 @@ func (h *Handler) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 			resp.BatchItemFailures = append(resp.BatchItemFailures,
 				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
 		}
-		switch {
-		case failedLinks[act.linkID]:
+		if failedLinks[act.linkID] {
 			// Kept for the retry so that the link's changes stay in order.
 			fail()
 			continue
-		case ctx.Err() != nil:
+		}
+		if outOfTime == nil {
+			outOfTime = ctx.Err()
+		}
+		if outOfTime == nil {
+			// A record started now could call Klavi too late to record
+			// what Klavi accepted (see RequestForConsent).
+			_, outOfTime = h.callBudget(ctx)
+		}
+		if outOfTime != nil {
+			deferred++
 			fail()
 			continue
 		}
@@ -67,8 +80,13 @@ func (h *Handler) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 	if n := len(resp.BatchItemFailures); n > 0 {
 		h.metric.Count("StreamRecordsFailed", n)
 	}
+	if deferred > 0 {
+		h.metric.Count("StreamRecordsDeferred", deferred)
+		h.log.WarnContext(ctx, "stream records left for the retry: the invocation's deadline is near",
+			"deferred", deferred, "error", outOfTime)
+	}
 	h.log.InfoContext(ctx, "stream batch processed",
-		"records", len(ev.Records), "acted", acted, "ignored", ignored, "failed", len(resp.BatchItemFailures))
+		"records", len(ev.Records), "acted", acted, "ignored", ignored, "failed", len(resp.BatchItemFailures), "deferred", deferred)
 	return resp, nil
 }
 
