@@ -119,7 +119,7 @@ func reportHref(key string) string {
 // outside the store can be named.
 func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if !validKey(key) {
+	if reportstore.CheckKey(key) != nil {
 		writeAPI(w, httpapi.Error(http.StatusNotFound, "report_not_found", "No stored report with this key."))
 		return
 	}

@@ -115,7 +115,7 @@ func (d *DiskStore) Open(_ context.Context, key string) (io.ReadCloser, int64, e
 // reportstore.LinkPrefix) and returns how many it deleted. prefix must end
 // in "/" and name a directory below "reports/" or "unmatched/".
 func (d *DiskStore) DeletePrefix(_ context.Context, prefix string) (int, error) {
-	if !validPrefix(prefix) {
+	if reportstore.CheckPrefix(prefix) != nil {
 		return 0, fmt.Errorf("delete %q: %w", prefix, reportstore.ErrInvalidKey)
 	}
 	dir := filepath.Join(d.root, filepath.FromSlash(strings.TrimSuffix(prefix, "/")))
@@ -152,70 +152,20 @@ func (d *DiskStore) DeletePrefix(_ context.Context, prefix string) (int, error) 
 // reportstore.ReportKey and reportstore.UnmatchedKey build, so that no key
 // reaches outside the store.
 func (d *DiskStore) path(key string) (string, error) {
-	if !validKey(key) {
+	if reportstore.CheckKey(key) != nil {
 		return "", reportstore.ErrInvalidKey
 	}
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
-// validKey accepts "reports/<link>/<product>/<id>.json" and
-// "unmatched/<product>/<id>.json" with segments as reportstore escapes
-// them.
-func validKey(key string) bool {
-	if len(key) > 1024 {
-		return false
+// Delete removes one stored report; a missing one is not an error.
+func (d *DiskStore) Delete(_ context.Context, key string) error {
+	path, err := d.path(key)
+	if err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
 	}
-	segs := strings.Split(key, "/")
-	switch {
-	case len(segs) == 4 && segs[0] == "reports":
-	case len(segs) == 3 && segs[0] == "unmatched":
-	default:
-		return false
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %s: %w", key, err)
 	}
-	last := len(segs) - 1
-	id, ok := strings.CutSuffix(segs[last], ".json")
-	if !ok {
-		return false
-	}
-	segs[last] = id
-	for _, s := range segs[1:] {
-		if !validSegment(s) {
-			return false
-		}
-	}
-	return true
-}
-
-// validPrefix accepts "reports/<link>/" or "unmatched/<product>/" and
-// deeper, never a bare root.
-func validPrefix(prefix string) bool {
-	rest, ok := strings.CutSuffix(prefix, "/")
-	if !ok || len(prefix) > 1024 {
-		return false
-	}
-	segs := strings.Split(rest, "/")
-	if len(segs) < 2 || (segs[0] != "reports" && segs[0] != "unmatched") {
-		return false
-	}
-	for _, s := range segs[1:] {
-		if !validSegment(s) {
-			return false
-		}
-	}
-	return true
-}
-
-// validSegment: letters, digits, '-', '_', '%' and '.', not leading with
-// '.' (so never "." or ".."), not empty.
-func validSegment(s string) bool {
-	if s == "" || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '%' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return nil
 }

@@ -96,14 +96,14 @@ func TestDiskStorePutOpen(t *testing.T) {
 	if _, _, err := d.Open(t.Context(), reportstore.ReportKey("link-1", "pf_checking_account", "missing")); !errors.Is(err, reportstore.ErrNotFound) {
 		t.Errorf("Open(missing) error = %v, want ErrNotFound", err)
 	}
-	if _, err := d.Put(t.Context(), reportstore.Object{Key: reportstore.UnmatchedKey("p", "empty")}); err == nil {
+	if _, err := d.Put(t.Context(), reportstore.Object{Key: reportstore.UnmatchedKey("link-1", "p", "empty")}); err == nil {
 		t.Error("Put of an empty body succeeded, want an error")
 	}
 }
 
 func TestDiskStoreConcurrentPuts(t *testing.T) {
 	d := newDisk(t)
-	key := reportstore.UnmatchedKey("pf_credit_card", "r-1")
+	key := reportstore.UnmatchedKey("link-1", "pf_credit_card", "r-1")
 	const writers = 8
 	var wg sync.WaitGroup
 	errs := make([]error, writers)
@@ -183,13 +183,13 @@ func TestDiskStoreDeletePrefix(t *testing.T) {
 	put(reportstore.ReportKey("L1", "pf_checking_account", "a"))
 	put(reportstore.ReportKey("L1", "pf_credit_card", "b"))
 	put(reportstore.ReportKey("L10", "pf_checking_account", "c"))
-	put(reportstore.UnmatchedKey("pf_checking_account", "d"))
+	put(reportstore.UnmatchedKey("L2", "pf_checking_account", "d"))
 
 	n, err := d.DeletePrefix(t.Context(), reportstore.LinkPrefix("L1"))
 	if err != nil || n != 2 {
 		t.Errorf("DeletePrefix(L1) = %d, %v; want 2, nil", n, err)
 	}
-	want := []string{reportstore.ReportKey("L10", "pf_checking_account", "c"), reportstore.UnmatchedKey("pf_checking_account", "d")}
+	want := []string{reportstore.ReportKey("L10", "pf_checking_account", "c"), reportstore.UnmatchedKey("L2", "pf_checking_account", "d")}
 	if diff := cmp.Diff(want, files(t, d)); diff != "" {
 		t.Errorf("files after purge mismatch (-want +got):\n%s", diff)
 	}

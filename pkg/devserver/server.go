@@ -50,6 +50,7 @@ type reportObjects interface {
 	Put(ctx context.Context, o reportstore.Object) (reportstore.PutResult, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	DeletePrefix(ctx context.Context, prefix string) (int, error)
+	Delete(ctx context.Context, key string) error
 }
 
 var (

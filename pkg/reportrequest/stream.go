@@ -148,8 +148,7 @@ func (h *Handler) apply(ctx context.Context, act action) error {
 // then the link's items, then any report stored in between. Each step is
 // idempotent, so a failed purge is simply run again.
 func (h *Handler) purge(ctx context.Context, linkID string) error {
-	prefix := reportstore.LinkPrefix(linkID)
-	before, err := h.objects.DeletePrefix(ctx, prefix)
+	before, err := h.deleteReports(ctx, linkID)
 	if err != nil {
 		h.metric.Count("PurgesFailed", 1)
 		return fmt.Errorf("purge link %s: delete reports: %w", linkID, err)
@@ -164,7 +163,7 @@ func (h *Handler) purge(ctx context.Context, linkID string) error {
 		h.metric.Count("PurgesFailed", 1)
 		return fmt.Errorf("purge link %s: %w", linkID, err)
 	}
-	after, err := h.objects.DeletePrefix(ctx, prefix)
+	after, err := h.deleteReports(ctx, linkID)
 	if err != nil {
 		h.metric.Count("PurgesFailed", 1)
 		return fmt.Errorf("purge link %s: delete reports stored during the purge: %w", linkID, err)
@@ -182,4 +181,18 @@ func (h *Handler) purge(ctx context.Context, linkID string) error {
 		"linkId", linkID, "found", found, "purgedNow", purgedNow, "objectsDeleted", before+after,
 		"consents", len(was.Consents), "reportRequests", len(was.ReportRequests), "reports", len(was.Reports))
 	return nil
+}
+
+// deleteReports deletes the link's reports: those stored on the link and
+// those kept unmatched under its id (they arrived before the link was known).
+func (h *Handler) deleteReports(ctx context.Context, linkID string) (int, error) {
+	n := 0
+	for _, prefix := range []string{reportstore.LinkPrefix(linkID), reportstore.UnmatchedPrefix(linkID)} {
+		deleted, err := h.objects.DeletePrefix(ctx, prefix)
+		n += deleted
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -288,8 +288,9 @@ func TestStreamPurgeFailures(t *testing.T) {
 }
 
 func TestStreamPurgeOrder(t *testing.T) {
-	// Reports are deleted before the link is purged, and the prefix is
-	// swept again after it for a report stored in between.
+	// Reports (on the link and kept unmatched under its id) are deleted
+	// before the link is purged, and both prefixes are swept again after it
+	// for a report stored in between.
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 	order := &orderStore{faultyStore: e.store, objects: e.objects}
@@ -298,8 +299,8 @@ func TestStreamPurgeOrder(t *testing.T) {
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures = %+v", resp.BatchItemFailures)
 	}
-	prefix := reportstore.LinkPrefix("l-1")
-	want := []string{"delete " + prefix, "purge l-1", "delete " + prefix}
+	linked, unmatched := "delete "+reportstore.LinkPrefix("l-1"), "delete "+reportstore.UnmatchedPrefix("l-1")
+	want := []string{linked, unmatched, "purge l-1", linked, unmatched}
 	if diff := cmp.Diff(want, order.steps); diff != "" {
 		t.Errorf("purge steps mismatch (-want +got):\n%s", diff)
 	}

@@ -77,6 +77,15 @@ func plain(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
+// CheckKey reports ErrInvalidKey unless key has one of the shapes ReportKey
+// and UnmatchedKey build. Other stores of report objects (a local disk
+// store) use it to keep every key under a purgeable prefix.
+func CheckKey(key string) error { return checkKey(key) }
+
+// CheckPrefix reports ErrInvalidKey unless prefix is one DeletePrefix
+// accepts: a link's (or deeper) under "reports/" or "unmatched/".
+func CheckPrefix(prefix string) error { return checkPrefix(prefix) }
+
 // checkKey accepts only the shapes ReportKey and UnmatchedKey build, so
 // every stored object sits under a prefix that the retention rule and the
 // LGPD purge cover.
