@@ -42,6 +42,7 @@ type linkStore interface {
 	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
+	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 }
 
 // reportObjects is what the handlers and the dev routes need of the

@@ -17,6 +17,7 @@ import (
 type attentionLister interface {
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
+	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 }
 
 // consentRequester makes a consent's automatic report request.
@@ -72,6 +73,20 @@ func (s *sweeper) sweep(ctx context.Context) {
 		link, err := s.store.GetLink(ctx, a.LinkID)
 		if err != nil {
 			s.log.ErrorContext(ctx, "sweep: get link", "linkId", a.LinkID, "error", err)
+			continue
+		}
+		settled := len(link.Reports) > 0
+		for _, c := range link.Consents {
+			if strings.EqualFold(c.Status, linkstore.ConsentAuthorised) && c.RequestID == "" {
+				settled = false
+			}
+		}
+		if settled {
+			// Every authorised consent has its request and reports arrived:
+			// the link leaves the list, so it never crowds newer ones out.
+			if err := s.store.ClearAttention(ctx, link.LinkID, a.Due); err != nil && !errors.Is(err, linkstore.ErrAttentionChanged) {
+				s.log.ErrorContext(ctx, "sweep: clear attention", "linkId", link.LinkID, "error", err)
+			}
 			continue
 		}
 		for _, c := range link.Consents {

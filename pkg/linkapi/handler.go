@@ -6,6 +6,18 @@
 // The handler is plain logic over two small interfaces (Klavi and the link
 // store) so the Lambda function, the local development server and the tests
 // all run the same code.
+//
+// # Ownership
+//
+// POST /links stores the caller's identity as the link's owner
+// (httpapi.Caller: the JWT's sub claim, else the IAM user ARN). GET
+// /links/{linkId}, and POST /links/{linkId}/reports in package
+// reportrequest, answer a link owned by someone else exactly as an unknown
+// id: 404 link_not_found. A link without an owner is readable by any
+// caller the API's authorizer let through: those are links first seen in a
+// Klavi event (the event webhook may create a link before, or instead of,
+// POST /links) and links created without an authorizer, as on the local
+// development server.
 package linkapi
 
 import (
@@ -94,7 +106,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		if id == "" {
 			id = strings.TrimPrefix(path, "/links/")
 		}
-		return h.get(ctx, id), nil
+		return h.get(ctx, id, httpapi.Caller(req)), nil
 	case path == "/links" || strings.HasPrefix(path, "/links/"):
 		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
 	default:
@@ -180,6 +192,7 @@ func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Respo
 		ReportWebhookURL: webhookURL,
 		ExternalInfo:     v.externalInfo,
 		Origin:           "api",
+		Owner:            httpapi.Caller(req),
 		ExpiresAt:        now.Add(lifetime),
 		CreatedAt:        now,
 		UpdatedAt:        now,
@@ -233,17 +246,29 @@ func (h *Handler) reportWebhookURL(req httpapi.Request) string {
 	return base + "/webhooks/klavi/reports"
 }
 
-func (h *Handler) get(ctx context.Context, id string) httpapi.Response {
+// get answers GET /links/{linkId} for caller; see the package doc for who
+// may read a link.
+func (h *Handler) get(ctx context.Context, id, caller string) httpapi.Response {
 	if !linkstore.ValidLinkID(id) {
-		return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
+		return linkNotFound()
 	}
 	link, err := h.store.GetLink(ctx, id)
 	if errors.Is(err, linkstore.ErrNotFound) {
-		return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
+		return linkNotFound()
 	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "get link: store", "linkId", id, "error", err)
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
 	}
+	if link.Owner != "" && link.Owner != caller {
+		// The answer for an unknown id, so that ids of other callers'
+		// links cannot be told apart from wrong ones.
+		h.log.WarnContext(ctx, "get link: caller is not the owner", "linkId", id, "error_code", "not_owner")
+		return linkNotFound()
+	}
 	return httpapi.JSON(http.StatusOK, NewView(link, h.now()))
+}
+
+func linkNotFound() httpapi.Response {
+	return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
 }

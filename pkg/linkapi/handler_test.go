@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
@@ -440,5 +441,106 @@ func TestLoopbackRedirectOnlyWhenAllowed(t *testing.T) {
 	}
 	if resp, b := e.do(t, postWith(t, `{"redirectURL":"http://app.example.com/done"}`)); resp.StatusCode != http.StatusBadRequest || code(b) != "invalid_redirect_url" {
 		t.Errorf("http non-loopback with the dev switch = %d, want 400", resp.StatusCode)
+	}
+}
+
+// as returns req made by the caller sub through the JWT authorizer, or
+// with no authorizer at all when sub is "".
+func as(req httpapi.Request, sub string) httpapi.Request {
+	req.RequestContext.Authorizer = nil
+	if sub != "" {
+		req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
+		}
+	}
+	return req
+}
+
+func TestCreateStoresOwner(t *testing.T) {
+	tests := []struct {
+		name      string
+		creator   string // "" keeps the fixture's authorizer
+		noAuth    bool
+		wantOwner string
+	}{
+		{name: "fixture's jwt sub", wantOwner: "user-123"},
+		{name: "other jwt sub", creator: "user-a", wantOwner: "user-a"},
+		{name: "no authorizer (local run)", noAuth: true, wantOwner: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			req := loadEvent(t, "create-link-post.json")
+			if tc.creator != "" || tc.noAuth {
+				req = as(req, tc.creator)
+			}
+			if resp, _ := e.do(t, req); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
+			}
+			l, err := e.store.GetLink(t.Context(), "link-1")
+			if err != nil {
+				t.Fatalf("stored link: %v", err)
+			}
+			if l.Owner != tc.wantOwner {
+				t.Errorf("stored owner = %q, want %q", l.Owner, tc.wantOwner)
+			}
+		})
+	}
+}
+
+func TestGetOnlyByOwner(t *testing.T) {
+	tests := []struct {
+		name       string
+		creator    string // "" creates without an authorizer
+		reader     string // "" reads without an authorizer
+		wantStatus int
+	}{
+		{name: "owner reads", creator: "user-a", reader: "user-a", wantStatus: http.StatusOK},
+		{name: "another caller gets 404", creator: "user-a", reader: "user-b", wantStatus: http.StatusNotFound},
+		{name: "no authorizer gets 404 for an owned link", creator: "user-a", reader: "", wantStatus: http.StatusNotFound},
+		{name: "link without owner: any caller reads", creator: "", reader: "user-b", wantStatus: http.StatusOK},
+		{name: "link without owner: no authorizer reads", creator: "", reader: "", wantStatus: http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if resp, _ := e.do(t, as(loadEvent(t, "create-link-post.json"), tc.creator)); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
+			}
+			get := as(loadEvent(t, "create-link-get.json"), tc.reader)
+			get.PathParameters["linkId"] = "link-1"
+			resp, body := e.do(t, get)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("GET = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
+			}
+			if tc.wantStatus == http.StatusNotFound {
+				// The same answer as for an unknown id: nothing tells the
+				// caller that the link exists.
+				unknown := as(loadEvent(t, "create-link-get.json"), tc.reader)
+				unknown.PathParameters["linkId"] = "no-such-link"
+				want, _ := e.h.Handle(t.Context(), unknown)
+				if code(body) != "link_not_found" || resp.Body != want.Body {
+					t.Errorf("404 body = %s, want the unknown-link answer %s", resp.Body, want.Body)
+				}
+			}
+		})
+	}
+}
+
+// A link first seen in an event has no owner: any authenticated caller
+// may read it.
+func TestGetLinkFromEventByAnyCaller(t *testing.T) {
+	e := newEnv(t)
+	_, err := e.store.ApplyEvent(t.Context(), linkstore.EventChange{
+		EventID: "e1", EventName: "consent_authorised", EventTime: now, LinkID: "link-ev",
+		ConsentID: "c1", ConsentStatus: linkstore.ConsentAuthorised,
+	})
+	if err != nil {
+		t.Fatalf("apply event: %v", err)
+	}
+	get := as(loadEvent(t, "create-link-get.json"), "user-b")
+	get.PathParameters["linkId"] = "link-ev"
+	if resp, _ := e.do(t, get); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET = %d %s, want 200", resp.StatusCode, resp.Body)
 	}
 }

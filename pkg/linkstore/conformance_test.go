@@ -25,7 +25,7 @@ type Store interface {
 	RecordReport(ctx context.Context, linkID string, r Report) error
 	Purge(ctx context.Context, linkID string, now time.Time) (*Link, error)
 	ListAttention(ctx context.Context, kind AttentionKind, before time.Time, limit int) ([]Attention, error)
-	ClearAttention(ctx context.Context, linkID string) error
+	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 }
 
 var (
@@ -61,6 +61,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"GetUnknown", testGetUnknown},
 		{"EventOutcomes", testEventOutcomes},
 		{"EventSameTimeRank", testEventSameTimeRank},
+		{"EventDeletedByUserWins", testEventDeletedByUserWins},
 		{"EventUnknownLink", testEventUnknownLink},
 		{"EventNonConsent", testEventNonConsent},
 		{"EventConcurrentDuplicates", testEventConcurrentDuplicates},
@@ -69,6 +70,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ReportRequests", testReportRequests},
 		{"RecordReport", testRecordReport},
 		{"Attention", testAttention},
+		{"ClearAttentionConditional", testClearAttentionConditional},
 		{"Purge", testPurge},
 		{"CheckLink", testCheckLink},
 	}
@@ -143,6 +145,7 @@ func fullLink(id string) Link {
 		RedirectURL:      "https://app.example.com/back",
 		ReportWebhookURL: "https://api.example.com/webhooks/klavi/reports",
 		ExternalInfo:     json.RawMessage(`{"myTraceId":"trace-1"}`),
+		Owner:            "user-a",
 		ExpiresAt:        t0.Add(30 * time.Minute),
 		CreatedAt:        t0,
 		UpdatedAt:        t0.Add(time.Second),
@@ -252,6 +255,40 @@ func testEventSameTimeRank(t *testing.T, s Store) {
 	}
 }
 
+// testEventDeletedByUserWins: the user's deletion drives the LGPD purge, so
+// it applies even when the consent holds a later event, and nothing
+// replaces it afterwards.
+func testEventDeletedByUserWins(t *testing.T, s Store) {
+	mustCreate(t, s, fullLink("L"))
+	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
+	steps := []struct {
+		name  string
+		event EventChange
+		want  Outcome
+	}{
+		{"revoked at T2", consentEvent("rev", "L", "C", ConsentRevoked, t2), Applied},
+		{"deleted at T1 < T2", consentEvent("del", "L", "C", ConsentDeletedByUser, t1), Applied},
+		{"deleted redelivered", consentEvent("del", "L", "C", ConsentDeletedByUser, t1), Duplicate},
+		{"deleted again, later", consentEvent("del2", "L", "C", ConsentDeletedByUser, t2.Add(time.Minute)), Stale},
+		{"reconcile-made expired, later", consentEvent("reconcile:C:EXPIRED", "L", "C", ConsentExpired, t2.Add(time.Hour)), Stale},
+	}
+	for _, st := range steps {
+		apply(t, s, st.event, st.want)
+		if got := mustGet(t, s, "L").Consents[0].Status; got != ConsentRevoked && got != ConsentDeletedByUser {
+			t.Fatalf("after %s: consent status = %q", st.name, got)
+		}
+	}
+	l := mustGet(t, s, "L")
+	if got := l.Consents[0].Status; got != ConsentDeletedByUser {
+		t.Errorf("consent status = %q, want %q", got, ConsentDeletedByUser)
+	}
+	if got := l.Status(t0); got != StatusDeletedByUser {
+		t.Errorf("link status = %q, want %q", got, StatusDeletedByUser)
+	}
+	// A deletion of a consent the store never saw applies too.
+	apply(t, s, consentEvent("del-new", "L", "D", ConsentDeletedByUser, t0), Applied)
+}
+
 func testEventUnknownLink(t *testing.T, s Store) {
 	e := consentEvent("u1", "W", "C", ConsentStarted, t0)
 	e.TaxIDType, e.TaxID = TaxIDPersonal, testCPF
@@ -282,7 +319,7 @@ func testEventUnknownLink(t *testing.T, s Store) {
 	created.ExternalInfo = nil
 	mustCreate(t, s, created)
 	got = mustGet(t, s, "W")
-	if got.Origin != OriginAPI || got.RedirectURL != created.RedirectURL || !got.CreatedAt.Equal(ms(created.CreatedAt)) {
+	if got.Origin != OriginAPI || got.RedirectURL != created.RedirectURL || got.Owner != created.Owner || !got.CreatedAt.Equal(ms(created.CreatedAt)) {
 		t.Errorf("adopted link = %+v, want origin %q and the created fields", got, OriginAPI)
 	}
 	if string(got.ExternalInfo) != `{"myTraceId":"t"}` {
@@ -453,10 +490,13 @@ func testRecordReport(t *testing.T, s Store) {
 	if s := got.Status(t0); s != StatusReportsReceived {
 		t.Errorf("Status = %q, want %q", s, StatusReportsReceived)
 	}
+	// One consent's report does not end the link's reconciliation: another
+	// consent may still lack its request. The sweep decides.
 	att, err := s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
 	checkErr(t, "list attention", err, nil)
-	if len(att) != 0 {
-		t.Errorf("AWAITING_REPORTS after a report = %+v, want none", att)
+	wantAtt := []Attention{{LinkID: "L", Kind: AwaitingReports, Due: ms(t0.Add(time.Second)).Add(testGrace)}}
+	if diff := cmp.Diff(wantAtt, att); diff != "" {
+		t.Errorf("AWAITING_REPORTS after a report mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -510,11 +550,42 @@ func testAttention(t *testing.T, s Store) {
 		t.Errorf("AWAITING_CONSENT after authorisation mismatch (-want +got):\n%s", diff)
 	}
 
-	checkErr(t, "clear B", s.ClearAttention(ctx, "B"), nil)
-	checkErr(t, "clear unknown", s.ClearAttention(ctx, "X"), ErrNotFound)
+	checkErr(t, "clear B", s.ClearAttention(ctx, "B", t0.Add(10*time.Minute)), nil)
+	checkErr(t, "clear unknown", s.ClearAttention(ctx, "X", t0), ErrNotFound)
 	want = []Attention{due("C", AwaitingConsent, 20*time.Minute)}
 	if diff := cmp.Diff(want, list(AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
 		t.Errorf("AWAITING_CONSENT after clear mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// testClearAttentionConditional: the sweep clears only the entry it saw; a
+// consent authorised meanwhile re-arms the link with a new due time, and
+// that entry survives.
+func testClearAttentionConditional(t *testing.T, s Store) {
+	ctx := t.Context()
+	mustCreate(t, s, fullLink("L"))
+	seen := fullLink("L").ExpiresAt // AWAITING_CONSENT due at expiry
+	auth := consentEvent("a1", "L", "C", ConsentAuthorised, t0.Add(time.Minute))
+	apply(t, s, auth, Applied)
+	rearmed := Attention{LinkID: "L", Kind: AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}
+
+	checkErr(t, "clear with the old due time", s.ClearAttention(ctx, "L", seen), ErrAttentionChanged)
+	got, err := s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	checkErr(t, "list attention", err, nil)
+	if diff := cmp.Diff([]Attention{rearmed}, got); diff != "" {
+		t.Errorf("re-armed entry after a stale clear mismatch (-want +got):\n%s", diff)
+	}
+
+	// The due time as ListAttention gave it, in any zone, matches.
+	checkErr(t, "clear with the seen due time", s.ClearAttention(ctx, "L", rearmed.Due.In(t0.Location())), nil)
+	got, err = s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	checkErr(t, "list attention", err, nil)
+	if len(got) != 0 {
+		t.Errorf("AWAITING_REPORTS after clear = %+v, want none", got)
+	}
+	checkErr(t, "clear again", s.ClearAttention(ctx, "L", rearmed.Due), nil)
+	if l := mustGet(t, s, "L"); len(l.Consents) != 1 || l.Owner != "user-a" {
+		t.Errorf("link after clear = %+v, want it otherwise unchanged", l)
 	}
 }
 

@@ -17,7 +17,12 @@
 //	  < ERROR = REJECTED = EXPIRED < REVOKED < DELETED_BY_USER
 //
 // (unknown statuses rank lowest). An older event is Stale: remembered as
-// processed, nothing else changes. Consent statuses are stored upper-case.
+// processed, nothing else changes. The user's deletion is the exception: a
+// DELETED_BY_USER event applies whatever eventTime the consent holds (the
+// LGPD purge follows that status, so a later REVOKED, EXPIRED or
+// reconcile-made event must not keep it out), and a consent once
+// DELETED_BY_USER stays so: every later event for it, a second deletion
+// included, is Stale. Consent statuses are stored upper-case.
 //
 // # Link status
 //
@@ -42,14 +47,21 @@
 // AWAITING_REPORTS due the report grace period (WithReportGrace) after the
 // event was received. Other consent events leave the entry as it is: on a
 // link with several consents, one rejected must not hide another still
-// waiting for reports. RecordReport, Purge and ClearAttention remove it.
+// waiting for reports. RecordReport leaves it too, for the same reason: one
+// consent's report says nothing about the others; the sweep, which reads
+// the whole link, decides. Purge removes the entry. ClearAttention removes
+// it only while it is still due at the time the caller saw in ListAttention
+// (else ErrAttentionChanged), so that an entry re-armed by an authorisation
+// after the sweep read the link survives.
 //
 // # LGPD
 //
-// Purge turns the link item into a tombstone (link id, dates and PurgedAt)
-// and deletes its consent, request and report items. The tax id is personal
-// data: it is stored only on the link item and never goes into a key, an
-// index, an event marker, a log line or an error.
+// Purge turns the link item into a tombstone (link id, dates and PurgedAt;
+// the owner goes too) and deletes its consent, request and report items.
+// The tax id is personal data: it is stored only on the link item and never
+// goes into a key, an index, an event marker, a log line or an error. The
+// owner, an identity of the API's caller, is kept the same way: on the link
+// item only, never in a key or an index.
 //
 // # Item layout (DynamoDB)
 //
@@ -68,8 +80,8 @@
 // Attributes:
 //
 //	link     linkId taxIdType taxId institutionCode redirectUrl
-//	         reportWebhookUrl externalInfo (JSON text) origin expiresAt
-//	         createdAt updatedAt purgedAt attn attnDue
+//	         reportWebhookUrl externalInfo (JSON text) origin owner
+//	         expiresAt createdAt updatedAt purgedAt attn attnDue
 //	consent  linkId consentId institutionCode status eventTime
 //	         eventRank (N) updatedAt requestId leaseUntil
 //	request  linkId requestId consentId institutionCode products (L of S)

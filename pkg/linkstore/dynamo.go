@@ -73,6 +73,7 @@ func (s *DynamoStore) CreateLink(ctx context.Context, l Link) error {
 		{attrRedirectURL, l.RedirectURL},
 		{attrReportWebhookURL, l.ReportWebhookURL},
 		{attrExternalInfo, string(l.ExternalInfo)},
+		{attrOwner, l.Owner},
 	} {
 		if f.v != "" {
 			u.set(f.attr, str(f.v))
@@ -240,7 +241,10 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 }
 
 // eventConsentUpdate sets the consent's status unless the consent already
-// holds a state from a later event (eventTime, then status rank).
+// holds a state from a later event (eventTime, then status rank). The
+// user's deletion is the exception both ways (see eventWins): it applies
+// whatever the consent holds, unless it is already deleted, and nothing
+// replaces it.
 func (s *DynamoStore) eventConsentUpdate(e EventChange) *types.Update {
 	u := newUpdate()
 	u.set(attrType, str(ItemTypeConsent))
@@ -253,9 +257,14 @@ func (s *DynamoStore) eventConsentUpdate(e EventChange) *types.Update {
 	if e.InstitutionCode != "" {
 		u.set(attrInstitutionCode, str(e.InstitutionCode))
 	}
-	t, r := u.name(attrEventTime), u.name(attrEventRank)
-	cond := fmt.Sprintf("attribute_not_exists(%[1]s) OR %[1]s < :%[3]s OR (%[1]s = :%[3]s AND %[2]s < :%[4]s)",
-		t, r, attrEventTime, attrEventRank)
+	t, r, st := u.name(attrEventTime), u.name(attrEventRank), u.name(attrStatus)
+	notDeleted := fmt.Sprintf("(attribute_not_exists(%[1]s) OR %[1]s <> %[2]s)",
+		st, u.value("deleted", str(ConsentDeletedByUser)))
+	cond := notDeleted
+	if e.ConsentStatus != ConsentDeletedByUser {
+		cond = fmt.Sprintf("(attribute_not_exists(%[1]s) OR %[1]s < :%[3]s OR (%[1]s = :%[3]s AND %[2]s < :%[4]s)) AND %[5]s",
+			t, r, attrEventTime, attrEventRank, notDeleted)
+	}
 	return &types.Update{
 		TableName:                 s.table,
 		Key:                       consentKey(e.LinkID, e.ConsentID),
@@ -312,7 +321,7 @@ func (s *DynamoStore) RecordReportRequest(ctx context.Context, linkID string, r 
 	r.RequestedAt = stored(orNow(r.RequestedAt, s.opts.now))
 	const linkAt, requestAt, consentAt = 0, 1, 2
 	tx := []types.TransactWriteItem{
-		{Update: s.partLinkUpdate(linkID, r.RequestedAt, false)},
+		{Update: s.partLinkUpdate(linkID, r.RequestedAt)},
 		{Put: s.newItemPut(encodeRequest(linkID, r))},
 	}
 	if setsConsentRequest(r) {
@@ -345,8 +354,10 @@ func (s *DynamoStore) RecordReportRequest(ctx context.Context, linkID string, r 
 }
 
 // RecordReport stores a received report's metadata once (ErrDuplicate on a
-// repeated ProductReportID), touches the link and takes it off the
-// reconciliation list, in one transaction.
+// repeated ProductReportID) and touches the link, in one transaction. It
+// leaves the link's attention entry alone: a report of one consent says
+// nothing about the link's other consents, so only the sweep, which reads
+// them all, takes the link off the list.
 func (s *DynamoStore) RecordReport(ctx context.Context, linkID string, r Report) error {
 	if r.ProductReportID == "" {
 		return fmt.Errorf("record report for link %s: %w", linkID, errEmptyID)
@@ -354,7 +365,7 @@ func (s *DynamoStore) RecordReport(ctx context.Context, linkID string, r Report)
 	r.ReceivedAt = stored(orNow(r.ReceivedAt, s.opts.now))
 	const linkAt, reportAt = 0, 1
 	reasons, err := s.transact(ctx, []types.TransactWriteItem{
-		{Update: s.partLinkUpdate(linkID, r.ReceivedAt, true)},
+		{Update: s.partLinkUpdate(linkID, r.ReceivedAt)},
 		{Put: s.newItemPut(encodeReport(linkID, r))},
 	})
 	switch {
@@ -372,12 +383,9 @@ func (s *DynamoStore) RecordReport(ctx context.Context, linkID string, r Report)
 
 // partLinkUpdate touches a link that must exist and not be purged, before
 // a part is added to it; the old item comes back on failure to tell which.
-func (s *DynamoStore) partLinkUpdate(linkID string, at time.Time, clearAttention bool) *types.Update {
+func (s *DynamoStore) partLinkUpdate(linkID string, at time.Time) *types.Update {
 	u := newUpdate()
 	u.set(attrUpdatedAt, timeValue(at))
-	if clearAttention {
-		u.remove(attrAttn, attrAttnDue)
-	}
 	return &types.Update{
 		TableName:                           s.table,
 		Key:                                 linkKey(linkID),
@@ -415,7 +423,7 @@ func (s *DynamoStore) Purge(ctx context.Context, linkID string, now time.Time) (
 	u.setIfNotExists(attrPurgedAt, timeValue(now))
 	u.set(attrUpdatedAt, timeValue(now))
 	u.remove(attrTaxID, attrTaxIDType, attrInstitutionCode, attrRedirectURL, attrReportWebhookURL,
-		attrExternalInfo, attrOrigin, attrAttn, attrAttnDue)
+		attrExternalInfo, attrOrigin, attrOwner, attrAttn, attrAttnDue)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       linkKey(linkID),
@@ -517,19 +525,38 @@ func (s *DynamoStore) ListAttention(ctx context.Context, kind AttentionKind, bef
 	}
 }
 
-// ClearAttention takes the link off the reconciliation list.
-func (s *DynamoStore) ClearAttention(ctx context.Context, linkID string) error {
+// ClearAttention takes the link off the reconciliation list, with one
+// conditional update, provided its entry is still due at seenDue (the Due
+// that ListAttention gave): a consent authorised since then re-armed the
+// entry with a later due time, and that entry must stay. It fails with
+// ErrAttentionChanged in that case and ErrNotFound for an unknown link; a
+// link that has no entry any more is no error.
+func (s *DynamoStore) ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error {
 	u := newUpdate()
 	u.remove(attrAttn, attrAttnDue)
+	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s",
+		u.name(attrPK), u.name(attrAttnDue), u.value("seenDue", timeValue(seenDue)))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                s.table,
-		Key:                      linkKey(linkID),
-		UpdateExpression:         u.expression(),
-		ConditionExpression:      aws.String("attribute_exists(" + u.name(attrPK) + ")"),
-		ExpressionAttributeNames: u.namesOrNil(),
+		TableName:                           s.table,
+		Key:                                 linkKey(linkID),
+		UpdateExpression:                    u.expression(),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            u.namesOrNil(),
+		ExpressionAttributeValues:           u.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if isConditionFailed(err) {
-		err = ErrNotFound
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		// The old item comes with the failure, so telling why needs no read.
+		_, armed := ccf.Item[attrAttnDue]
+		switch {
+		case len(ccf.Item) == 0:
+			err = ErrNotFound
+		case armed:
+			err = ErrAttentionChanged
+		default: // already off the list
+			err = nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("clear attention of link %s: %w", linkID, err)

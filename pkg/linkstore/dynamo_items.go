@@ -43,6 +43,7 @@ const (
 	attrReportWebhookURL = "reportWebhookUrl"
 	attrExternalInfo     = "externalInfo"
 	attrOrigin           = "origin"
+	attrOwner            = "owner"
 	attrExpiresAt        = "expiresAt"
 	attrCreatedAt        = "createdAt"
 	attrUpdatedAt        = "updatedAt"
@@ -138,6 +139,7 @@ func decodeLink(it item) Link {
 		RedirectURL:      getS(it, attrRedirectURL),
 		ReportWebhookURL: getS(it, attrReportWebhookURL),
 		Origin:           getS(it, attrOrigin),
+		Owner:            getS(it, attrOwner),
 		ExpiresAt:        getTime(it, attrExpiresAt),
 		CreatedAt:        getTime(it, attrCreatedAt),
 		UpdatedAt:        getTime(it, attrUpdatedAt),

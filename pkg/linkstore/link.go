@@ -23,6 +23,10 @@ var (
 	// ErrPurged: the link was purged on the user's request (LGPD); nothing
 	// new may be stored for it.
 	ErrPurged = errors.New("linkstore: link purged")
+	// ErrAttentionChanged: the link's attention entry is no longer the one
+	// the caller saw (a consent authorised since then moved its due time),
+	// so it was left in place.
+	ErrAttentionChanged = errors.New("linkstore: attention changed")
 )
 
 // TaxIDType tells which kind of tax id a link carries.
@@ -88,6 +92,11 @@ type Link struct {
 	ReportWebhookURL string
 	ExternalInfo     json.RawMessage
 	Origin           string // OriginAPI or OriginWebhook
+	// Owner identifies who created the link through the API (the caller's
+	// identity as the HTTP API's authorizer established it); "" for a link
+	// first seen in an event or created without an authorizer. It is never
+	// part of a key or an index.
+	Owner string
 
 	ExpiresAt time.Time
 	CreatedAt time.Time

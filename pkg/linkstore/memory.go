@@ -285,7 +285,8 @@ func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r Re
 	return nil
 }
 
-// RecordReport stores a received report's metadata once.
+// RecordReport stores a received report's metadata once. Like
+// DynamoStore's, it leaves the link's attention entry alone.
 func (m *MemoryStore) RecordReport(_ context.Context, linkID string, r Report) error {
 	if r.ProductReportID == "" {
 		return fmt.Errorf("record report for link %s: %w", linkID, errEmptyID)
@@ -302,7 +303,6 @@ func (m *MemoryStore) RecordReport(_ context.Context, linkID string, r Report) e
 	}
 	ml.reports[r.ProductReportID] = r
 	ml.link.UpdatedAt = r.ReceivedAt
-	ml.attn, ml.attnDue = "", time.Time{}
 	return nil
 }
 
@@ -366,15 +366,25 @@ func (m *MemoryStore) ListAttention(_ context.Context, kind AttentionKind, befor
 	return out, nil
 }
 
-// ClearAttention takes the link off the reconciliation list.
-func (m *MemoryStore) ClearAttention(_ context.Context, linkID string) error {
+// ClearAttention takes the link off the reconciliation list if its entry
+// is still due at seenDue, as DynamoStore's does.
+func (m *MemoryStore) ClearAttention(_ context.Context, linkID string, seenDue time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
-	if !ok {
-		return fmt.Errorf("clear attention of link %s: %w", linkID, ErrNotFound)
+	var err error
+	switch {
+	case !ok:
+		err = ErrNotFound
+	case ml.attn == "": // already off the list
+	case !ml.attnDue.Equal(stored(seenDue)):
+		err = ErrAttentionChanged
+	default:
+		ml.attn, ml.attnDue = "", time.Time{}
 	}
-	ml.attn, ml.attnDue = "", time.Time{}
+	if err != nil {
+		return fmt.Errorf("clear attention of link %s: %w", linkID, err)
+	}
 	return nil
 }
 

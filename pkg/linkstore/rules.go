@@ -10,8 +10,18 @@ import (
 // answers exactly as the DynamoDB conditions do.
 
 // eventWins reports whether a consent event replaces the consent's current
-// state: it is newer, or as old and further along the lifecycle.
+// state: it is newer, or as old and further along the lifecycle. The user's
+// deletion is final and goes first: it replaces any other state, whatever
+// its eventTime (a later REVOKED, EXPIRED or reconcile-made event must not
+// keep the LGPD purge, which follows the DELETED_BY_USER status, from
+// happening), and nothing replaces it.
 func eventWins(e EventChange, c Consent) bool {
+	switch {
+	case c.Status == ConsentDeletedByUser:
+		return false
+	case e.ConsentStatus == ConsentDeletedByUser:
+		return true
+	}
 	return e.EventTime.After(c.EventTime) ||
 		(e.EventTime.Equal(c.EventTime) && statusRank(e.ConsentStatus) > statusRank(c.Status))
 }
@@ -57,6 +67,7 @@ func applyCreate(dst *Link, l Link) {
 	overwrite(&dst.InstitutionCode, l.InstitutionCode)
 	overwrite(&dst.RedirectURL, l.RedirectURL)
 	overwrite(&dst.ReportWebhookURL, l.ReportWebhookURL)
+	overwrite(&dst.Owner, l.Owner)
 	if l.ExternalInfo != nil {
 		dst.ExternalInfo = l.ExternalInfo
 	}

@@ -46,6 +46,10 @@ const (
 	ActionNoTaxID Action = "no_tax_id"
 	// ActionAttentionCleared: the link was taken off the list.
 	ActionAttentionCleared Action = "attention_cleared"
+	// ActionAttentionRearmed: the link would have been taken off the list,
+	// but a consent authorised while the run worked on it made it due
+	// again; it stays for that later look.
+	ActionAttentionRearmed Action = "attention_rearmed"
 	// ActionGaveUp: the link kept failing past GiveUpAfter and was taken
 	// off the list.
 	ActionGaveUp Action = "gave_up"

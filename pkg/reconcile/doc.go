@@ -18,8 +18,12 @@
 //
 // # One link
 //
-//  1. The link is read. A purged link, or one that received a report, needs
-//     nothing: its attention is cleared.
+//  1. The link is read. A purged link needs nothing: its attention is
+//     cleared. So does a link that received a report, once every AUTHORISED
+//     consent has its automatic request (any consent, with
+//     Config.AutoRequest off): one consent's report says nothing about
+//     another whose request failed and was left to the sweep, which goes on
+//     to step 5 for it.
 //  2. An authorised consent or a report request younger than
 //     Config.ReconcileAfter defers the link to a later run: the stream or
 //     Klavi may still be at work, and nothing is asked of Klavi yet.
@@ -49,8 +53,13 @@
 //     or when a consent is still on its way (STARTED, AWAITING_*).
 //     Otherwise it is cleared: the link ended without an authorised
 //     consent (its status, such as EXPIRED or REJECTED, already tells),
-//     Klavi refused the request for good (request_rejected), or the
-//     reports never came (reports_missing).
+//     Klavi refused the request for good (request_rejected), reports came,
+//     or the reports never came (reports_missing).
+//
+// Clearing is conditional on the due time the run listed: an authorisation
+// applied while the run worked on the link (by the event webhook, or by
+// step 4) moves the due time, and the entry is then left for that later
+// look (attention_rearmed).
 //
 // A kept link keeps its due time (the store offers no way to move it
 // later), so it is read again by every run until ReconcileAfter has passed

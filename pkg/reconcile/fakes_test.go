@@ -148,6 +148,9 @@ func (f *fakeRequester) Calls() []requestCall {
 type faultyStore struct {
 	*linkstore.MemoryStore
 	listErr, getErr, clearErr error
+	// beforeClear runs at the start of ClearAttention, to write what a
+	// concurrent caller would meanwhile.
+	beforeClear func()
 }
 
 func (s *faultyStore) ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error) {
@@ -164,11 +167,14 @@ func (s *faultyStore) GetLink(ctx context.Context, linkID string) (*linkstore.Li
 	return s.MemoryStore.GetLink(ctx, linkID)
 }
 
-func (s *faultyStore) ClearAttention(ctx context.Context, linkID string) error {
+func (s *faultyStore) ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error {
+	if s.beforeClear != nil {
+		s.beforeClear()
+	}
 	if s.clearErr != nil {
 		return s.clearErr
 	}
-	return s.MemoryStore.ClearAttention(ctx, linkID)
+	return s.MemoryStore.ClearAttention(ctx, linkID, seenDue)
 }
 
 // syncBuffer is a log destination safe for concurrent writes.

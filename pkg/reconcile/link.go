@@ -45,7 +45,7 @@ func (w *sweep) link(ctx context.Context, att linkstore.Attention) (outcome, err
 		return w.fail(ctx, att, ActionStoreFailed, "reading the link failed", err)
 	case !l.PurgedAt.IsZero():
 		return w.clear(ctx, att, "link purged")
-	case len(l.Reports) > 0:
+	case len(l.Reports) > 0 && !w.lacksRequest(l):
 		return w.clear(ctx, att, "reports received")
 	}
 	if ready := w.readyAt(l); w.now.Before(ready) {
@@ -71,6 +71,22 @@ func (w *sweep) link(ctx context.Context, att linkstore.Attention) (outcome, err
 		}
 	}
 	return w.settle(ctx, att, l)
+}
+
+// lacksRequest reports whether an authorised consent of l still waits for
+// the automatic request the sweep would make. A report of another consent
+// does not settle it: its own request may have failed and been left to the
+// sweep. Without AutoRequest the sweep requests nothing, so nothing waits.
+func (w *sweep) lacksRequest(l *linkstore.Link) bool {
+	if !w.cfg.AutoRequest {
+		return false
+	}
+	for _, c := range l.Consents {
+		if c.Status == linkstore.ConsentAuthorised && c.RequestID == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // readyAt is when the sweep may act on l: ReconcileAfter after its latest
@@ -214,11 +230,14 @@ func (w *sweep) settle(ctx context.Context, att linkstore.Attention, l *linkstor
 		// request, to see whether its reports came.
 		return done, nil
 	case authorised:
-		if missing {
+		reason := "reports missing"
+		switch {
+		case len(l.Reports) > 0:
+			reason = "reports received"
+		case missing:
 			w.act(ctx, ActionReportsMissing, l.LinkID, "no report arrived for the link's authorised consents; no further request is made",
 				"autoRequest", w.cfg.AutoRequest, "reportRequests", len(l.ReportRequests))
 		}
-		reason := "reports missing"
 		if rejected {
 			reason = "report request rejected"
 		}
@@ -251,7 +270,8 @@ func (w *sweep) request(ctx context.Context, linkID, consentID string) (requestR
 	case errors.Is(err, reportrequest.ErrPermanent):
 		w.act(ctx, ActionRequestRejected, linkID, "report request cannot succeed as it stands", "consentId", consentID, "error", err)
 		return requestRejected, nil
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, reportrequest.ErrDeadlineNear):
+		// Out of time for this run, not a failure: the next run goes on.
 		w.log.InfoContext(ctx, "reconcile: stopped by the deadline", "linkId", linkID, "consentId", consentID, "error", err)
 		return requestInterrupted, err
 	default:
@@ -294,13 +314,19 @@ func (w *sweep) keepOrGiveUp(ctx context.Context, att linkstore.Attention, out o
 	return out, err
 }
 
-// clear takes the link off the list. A failure here is not given up on:
-// the link is simply due again next run.
+// clear takes the link off the list, unless its entry changed since the
+// run listed it: a consent authorised meanwhile made it due again later,
+// and that look must still happen. A failure here is not given up on: the
+// link is simply due again next run.
 func (w *sweep) clear(ctx context.Context, att linkstore.Attention, reason string) (outcome, error) {
-	err := w.store.ClearAttention(ctx, att.LinkID)
+	err := w.store.ClearAttention(ctx, att.LinkID, att.Due)
 	switch {
 	case err == nil:
 		w.act(ctx, ActionAttentionCleared, att.LinkID, "link taken off the reconciliation list", "kind", att.Kind, "reason", reason)
+		return done, nil
+	case errors.Is(err, linkstore.ErrAttentionChanged):
+		w.act(ctx, ActionAttentionRearmed, att.LinkID, "link became due again meanwhile; left on the reconciliation list",
+			"kind", att.Kind, "reason", reason)
 		return done, nil
 	case errors.Is(err, linkstore.ErrNotFound):
 		w.act(ctx, ActionLinkMissing, att.LinkID, "due link not found")

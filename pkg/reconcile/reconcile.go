@@ -22,7 +22,7 @@ type store interface {
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
 	ApplyEvent(ctx context.Context, e linkstore.EventChange) (linkstore.Outcome, error)
-	ClearAttention(ctx context.Context, linkID string) error
+	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 }
 
 // consentLister is the Klavi call that tells a link's consents.

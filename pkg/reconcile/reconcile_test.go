@@ -116,17 +116,46 @@ func TestRun(t *testing.T) {
 			linkStatus: linkstore.StatusRejected,
 		},
 		{
-			name: "reports present: attention cleared without asking Klavi",
+			name: "reports present and every authorised consent requested: cleared without asking Klavi",
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
 				e.report(t, "l1", "req-stream", t0.Add(3*time.Minute))
-				// A later authorisation puts the link back on the list.
-				e.event(t, "l1", "c2", linkstore.ConsentAuthorised, t0.Add(4*time.Minute))
 			},
 			at:         30 * time.Minute,
 			actions:    map[Action]int{ActionAttentionCleared: 1},
 			attention:  map[string]string{"l1": ""},
 			linkStatus: linkstore.StatusReportsReceived,
+		},
+		{
+			name: "reports present but a later consent has no request: requested, kept",
+			setup: func(t *testing.T, e *env) {
+				authorisedAndRequested(t, e)
+				e.report(t, "l1", "req-stream", t0.Add(3*time.Minute))
+				// A later authorisation whose stream request never happened.
+				e.event(t, "l1", "c2", linkstore.ConsentAuthorised, t0.Add(4*time.Minute))
+			},
+			at:         30 * time.Minute,
+			actions:    map[Action]int{ActionReportRequested: 1},
+			klaviCalls: 1,
+			requests:   []requestCall{{"l1", "c2", linkstore.TriggerReconcile}},
+			attention:  map[string]string{"l1": reportsKind},
+			consents: map[string]consentView{
+				"c1": {linkstore.ConsentAuthorised, "req-stream"},
+				"c2": {linkstore.ConsentAuthorised, "req-1"},
+			},
+			linkStatus: linkstore.StatusReportsReceived,
+		},
+		{
+			name: "reports present, auto request off: cleared without asking Klavi",
+			setup: func(t *testing.T, e *env) {
+				e.cfg.AutoRequest = false
+				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
+				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
+				e.report(t, "l1", "pushed", t0.Add(3*time.Minute))
+			},
+			at:        30 * time.Minute,
+			actions:   map[Action]int{ActionAttentionCleared: 1},
+			attention: map[string]string{"l1": ""},
 		},
 		{
 			name: "Klavi down: counted, attention kept, run fails",
@@ -265,14 +294,47 @@ func TestRun(t *testing.T) {
 			name: "request refused for good: cleared for an operator",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
+				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
+				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.req.errFor = map[string]error{"c1": errPermanent}
+			},
+			at:         16 * time.Minute,
+			actions:    map[Action]int{ActionRequestRejected: 1, ActionAttentionCleared: 1},
+			klaviCalls: 1,
+			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
+			attention:  map[string]string{"l1": ""},
+		},
+		{
+			name: "request refused after the sweep recovered the authorisation: kept for the look the authorisation asks for",
+			setup: func(t *testing.T, e *env) {
+				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
 				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errPermanent}
 			},
 			at:         31 * time.Minute,
-			actions:    map[Action]int{ActionConsentFixed: 1, ActionRequestRejected: 1, ActionAttentionCleared: 1},
+			actions:    map[Action]int{ActionConsentFixed: 1, ActionRequestRejected: 1, ActionAttentionRearmed: 1},
 			klaviCalls: 1,
 			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
-			attention:  map[string]string{"l1": ""},
+			attention:  map[string]string{"l1": reportsKind},
+		},
+		{
+			name: "consent authorised while the sweep settles the link: its entry survives",
+			setup: func(t *testing.T, e *env) {
+				authorisedAndRequested(t, e)
+				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.store.beforeClear = func() {
+					e.store.beforeClear = nil
+					e.event(t, "l1", "c2", linkstore.ConsentAuthorised, e.now)
+				}
+			},
+			at:         20 * time.Minute,
+			actions:    map[Action]int{ActionReportsMissing: 1, ActionAttentionRearmed: 1},
+			klaviCalls: 1,
+			attention:  map[string]string{"l1": reportsKind},
+			consents: map[string]consentView{
+				"c1": {linkstore.ConsentAuthorised, "req-stream"},
+				"c2": {Status: linkstore.ConsentAuthorised},
+			},
 		},
 		{
 			name: "request failed for now: kept and the run fails",
@@ -408,6 +470,53 @@ func TestRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One consent's report does not end the link's reconciliation: with
+// consents A and B authorised, B's automatic request failed and A's report
+// arrived, the sweep still requests for B, and only then takes the link off
+// the list.
+func TestRunReportOfOneConsentKeepsOthersReconciled(t *testing.T) {
+	e := newEnv(t)
+	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
+	e.event(t, "l1", "a", linkstore.ConsentAuthorised, t0)
+	e.event(t, "l1", "b", linkstore.ConsentAuthorised, t0)
+	e.requested(t, "l1", "a", "req-a", t0.Add(time.Minute))
+	// b's stream request failed: it has none and is left to the sweep.
+	e.report(t, "l1", "req-a", t0.Add(3*time.Minute))
+	e.klavi.set(klaviConsent("l1", "a", linkstore.ConsentAuthorised, t0), klaviConsent("l1", "b", linkstore.ConsentAuthorised, t0))
+
+	e.now = t0.Add(20 * time.Minute)
+	first, err := e.run(t)
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if diff := cmp.Diff(first.Actions, map[Action]int{ActionReportRequested: 1}); diff != "" {
+		t.Errorf("first run actions (-got +want):\n%s", diff)
+	}
+	if diff := cmp.Diff(e.req.Calls(), []requestCall{{"l1", "b", linkstore.TriggerReconcile}}); diff != "" {
+		t.Errorf("report requests (-got +want):\n%s", diff)
+	}
+	if got := e.attention(t, "l1"); got != reportsKind {
+		t.Errorf("attention after the request = %q, want %q", got, reportsKind)
+	}
+
+	// Every authorised consent now has its request and the link has a
+	// report: the next run takes it off without asking Klavi.
+	e.now = e.now.Add(time.Minute)
+	second, err := e.run(t)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if diff := cmp.Diff(second.Actions, map[Action]int{ActionAttentionCleared: 1}); diff != "" {
+		t.Errorf("second run actions (-got +want):\n%s", diff)
+	}
+	if got := e.attention(t, "l1"); got != "" {
+		t.Errorf("attention after the second run = %q, want none", got)
+	}
+	if got := len(e.klavi.Calls()); got != 1 {
+		t.Errorf("Klavi calls = %d, want 1", got)
 	}
 }
 

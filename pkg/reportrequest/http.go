@@ -56,8 +56,10 @@ type acceptedResponse struct {
 
 // HandleHTTP serves POST /links/{linkId}/reports: one report request per
 // AUTHORISED consent of the link, with the products of the body or the
-// configured ones. It answers 202 with the requests made; see the package
-// documentation for the rest.
+// configured ones. It answers 202 with the requests made, and 404
+// link_not_found, as for an unknown id, when the link has an owner other
+// than the caller (httpapi.Caller); see the package documentation for the
+// rest.
 func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
 	method, linkID, ok := reportsRoute(req)
 	switch {
@@ -86,6 +88,14 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 		h.log.ErrorContext(ctx, "manual report request: read link", "linkId", linkID, "error", err)
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again."), nil
 	}
+	if link.Owner != "" && link.Owner != httpapi.Caller(req) {
+		// Requests are billed: only the caller who created the link may
+		// make them. Others get the answer for an unknown id (see package
+		// linkapi for who owns a link).
+		h.log.WarnContext(ctx, "manual report request: caller is not the owner", "linkId", linkID, "error_code", "not_owner")
+		h.metric.Count("ManualRequestsRejected", 1, "Reason", "not_owner")
+		return linkNotFound(), nil
+	}
 	if !link.PurgedAt.IsZero() {
 		// The link exists as a tombstone; 410 tells the caller it will
 		// never have reports again, where 404 would suggest a wrong id.
@@ -109,7 +119,14 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 	webhook := h.webhookURL(link, derivedWebhookURL(req))
 	var out acceptedResponse
 	for _, c := range consents {
-		requestID, err := h.send(ctx, 0, link, c, products, webhook, linkstore.TriggerManual)
+		// Manual requests are bounded by the invocation's deadline too, so
+		// that an accepted request is recorded before the function ends.
+		budget, err := h.callBudget(ctx)
+		if err != nil {
+			h.log.WarnContext(ctx, "manual report request: out of time", "linkId", link.LinkID, "consentId", c.ConsentID, "error", err)
+			return httpapi.Error(http.StatusServiceUnavailable, "klavi_unavailable", "There was not enough time left to ask Klavi. Try again."), nil
+		}
+		requestID, err := h.send(ctx, budget, link, c, products, webhook, linkstore.TriggerManual)
 		institution := c.InstitutionCode
 		if institution == "" {
 			institution = link.InstitutionCode

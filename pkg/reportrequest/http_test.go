@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
@@ -465,4 +466,58 @@ func TestHTTPBusinessLink(t *testing.T) {
 	}
 	checkNoTaxID(t, "response", resp.Body)
 	checkNoTaxID(t, "logs", e.logs.String())
+}
+
+// asCaller returns req made by sub through the JWT authorizer, or with no
+// authorizer at all when sub is "".
+func asCaller(req httpapi.Request, sub string) httpapi.Request {
+	req.RequestContext.Authorizer = nil
+	if sub != "" {
+		req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
+		}
+	}
+	return req
+}
+
+// Reports of a link are requested (and billed) only for its owner; any
+// other caller gets the answer for an unknown link and Klavi is not asked.
+func TestHTTPOwnership(t *testing.T) {
+	tests := []struct {
+		name       string
+		owner      string
+		caller     string
+		wantStatus int
+	}{
+		{name: "owner", owner: "user-a", caller: "user-a", wantStatus: http.StatusAccepted},
+		{name: "another caller", owner: "user-a", caller: "user-b", wantStatus: http.StatusNotFound},
+		{name: "no authorizer, owned link", owner: "user-a", caller: "", wantStatus: http.StatusNotFound},
+		{name: "link without owner, any caller", owner: "", caller: "user-b", wantStatus: http.StatusAccepted},
+		{name: "link without owner, no authorizer", owner: "", caller: "", wantStatus: http.StatusAccepted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			l := personalLink(fixtureLinkID)
+			l.Owner = tc.owner
+			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
+			resp, err := e.h.HandleHTTP(t.Context(), asCaller(loadHTTP(t, "report-request-http.json"), tc.caller))
+			if err != nil || resp.StatusCode != tc.wantStatus {
+				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+			}
+			wantCalls := 1
+			if tc.wantStatus == http.StatusNotFound {
+				wantCalls = 0
+				if got := errorCode(t, resp); got != "link_not_found" {
+					t.Errorf("error code = %q, want link_not_found", got)
+				}
+				if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 0 {
+					t.Errorf("recorded requests = %d, want 0", n)
+				}
+			}
+			if n := len(e.klavi.Calls()); n != wantCalls {
+				t.Errorf("klavi calls = %d, want %d", n, wantCalls)
+			}
+		})
+	}
 }
