@@ -511,7 +511,7 @@ func TestReportStore(t *testing.T) {
 	t.Run("KMS", func(t *testing.T) {
 		const keyID = "alias/reports"
 		s := reportstore.New(lite, bucket, reportstore.Options{KMSKeyID: keyID})
-		key := reportstore.UnmatchedKey("pf_loans", "kms")
+		key := reportstore.UnmatchedKey("link-kms", "pf_loans", "kms")
 		if _, err := s.Put(t.Context(), obj(key, []byte(`{}`))); err != nil {
 			t.Fatalf("Put() error = %v", err)
 		}
