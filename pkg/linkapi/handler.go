@@ -174,7 +174,7 @@ func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Respo
 		taxType = "business"
 	}
 
-	link, err := h.klavi.CreateLink(ctx, kreq)
+	link, err := h.createAtKlavi(ctx, kreq)
 	if err != nil {
 		return h.klaviFailure(ctx, err)
 	}
@@ -212,6 +212,23 @@ func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Respo
 		LinkToken: link.LinkToken,
 		ExpiresAt: rec.ExpiresAt,
 	})
+}
+
+// storeReserve is kept back from the invocation's deadline for storing the
+// link and answering: a Klavi call that runs into the Lambda timeout would
+// otherwise leave the caller with API Gateway's bare 500 and us without the
+// link's record.
+const storeReserve = 2 * time.Second
+
+// createAtKlavi calls Klavi, ending the call storeReserve before the
+// invocation's deadline.
+func (h *Handler) createAtKlavi(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-storeReserve))
+		defer cancel()
+	}
+	return h.klavi.CreateLink(ctx, r)
 }
 
 // klaviFailure maps a failed Klavi call to our API's answer. Klavi's 4xx for

@@ -544,3 +544,32 @@ func TestGetLinkFromEventByAnyCaller(t *testing.T) {
 		t.Errorf("GET = %d %s, want 200", resp.StatusCode, resp.Body)
 	}
 }
+
+func TestKlaviCallEndsBeforeTheDeadline(t *testing.T) {
+	e := newEnv(t)
+	var klaviDeadline time.Time
+	e.k.fn = func(klavi.CreateLinkRequest) (*klavi.Link, error) {
+		return nil, fmt.Errorf("POST /data/v1/links: %w", context.DeadlineExceeded)
+	}
+	slow := e.k
+	h := New(klaviFunc(func(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error) {
+		klaviDeadline, _ = ctx.Deadline()
+		return slow.CreateLink(ctx, r)
+	}), e.store, e.h.cfg)
+	invocationDeadline := time.Now().Add(10 * time.Second)
+	ctx, cancel := context.WithDeadline(t.Context(), invocationDeadline)
+	defer cancel()
+	resp, err := h.Handle(ctx, postWith(t, `{}`))
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(resp.Body, "klavi_unavailable") {
+		t.Errorf("answer = %d %v %s, want 503 klavi_unavailable", resp.StatusCode, err, resp.Body)
+	}
+	if want := invocationDeadline.Add(-storeReserve); !klaviDeadline.Equal(want) {
+		t.Errorf("Klavi call deadline = %v, want %v (the invocation's minus the reserve)", klaviDeadline, want)
+	}
+}
+
+type klaviFunc func(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error)
+
+func (f klaviFunc) CreateLink(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error) {
+	return f(ctx, r)
+}
