@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -48,5 +49,25 @@ func TestEmulatorServesSDK(t *testing.T) {
 	}
 	if aws.ToString(got.SecretString) != `{"a":1}` {
 		t.Errorf("secret = %q, want %q", aws.ToString(got.SecretString), `{"a":1}`)
+	}
+}
+
+func TestStreamImage(t *testing.T) {
+	item := map[string]types.AttributeValue{
+		"s": &types.AttributeValueMemberS{Value: "x"},
+		"n": &types.AttributeValueMemberN{Value: "42"},
+		"b": &types.AttributeValueMemberBOOL{Value: true},
+		"m": &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"l": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "y"}}}}},
+		"z": &types.AttributeValueMemberNULL{Value: true},
+	}
+	img := awstest.StreamImage(item)
+	if img["s"].String() != "x" || img["n"].Number() != "42" || !img["b"].Boolean() || !img["z"].IsNull() {
+		t.Errorf("scalars = %v", img)
+	}
+	if got := img["m"].Map()["l"].List()[0].String(); got != "y" {
+		t.Errorf("nested value = %q, want y", got)
+	}
+	if awstest.StreamImage(nil) != nil {
+		t.Errorf("StreamImage(nil) != nil")
 	}
 }

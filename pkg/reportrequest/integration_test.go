@@ -174,8 +174,8 @@ func (w *world) consentEvent(t *testing.T, linkID, consentID, status string, at 
 				"pk": events.NewStringAttribute("LINK#" + linkID),
 				"sk": events.NewStringAttribute("CONSENT#" + consentID),
 			},
-			NewImage:       streamImage(w.consentItem(t, linkID, consentID)),
-			OldImage:       streamImage(old),
+			NewImage:       awstest.StreamImage(w.consentItem(t, linkID, consentID)),
+			OldImage:       awstest.StreamImage(old),
 			SequenceNumber: strconv.Itoa(100000 + w.seq),
 			StreamViewType: "NEW_AND_OLD_IMAGES",
 		},
@@ -206,40 +206,6 @@ func (w *world) consentItem(t *testing.T, linkID, consentID string) map[string]t
 		t.Fatalf("get consent item: %v", err)
 	}
 	return out.Item
-}
-
-func streamImage(item map[string]types.AttributeValue) map[string]events.DynamoDBAttributeValue {
-	if item == nil {
-		return nil
-	}
-	out := make(map[string]events.DynamoDBAttributeValue, len(item))
-	for k, v := range item {
-		out[k] = streamValue(v)
-	}
-	return out
-}
-
-func streamValue(v types.AttributeValue) events.DynamoDBAttributeValue {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return events.NewStringAttribute(v.Value)
-	case *types.AttributeValueMemberN:
-		return events.NewNumberAttribute(v.Value)
-	case *types.AttributeValueMemberBOOL:
-		return events.NewBooleanAttribute(v.Value)
-	case *types.AttributeValueMemberSS:
-		return events.NewStringSetAttribute(v.Value)
-	case *types.AttributeValueMemberL:
-		list := make([]events.DynamoDBAttributeValue, len(v.Value))
-		for i, e := range v.Value {
-			list[i] = streamValue(e)
-		}
-		return events.NewListAttribute(list)
-	case *types.AttributeValueMemberM:
-		return events.NewMapAttribute(streamImage(v.Value))
-	default:
-		return events.NewNullAttribute()
-	}
 }
 
 // institutionRequests returns the report requests the simulator received.

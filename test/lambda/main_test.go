@@ -276,7 +276,7 @@ func (d *deployment) snapshot(t *testing.T, pk string) []any {
 	items := d.partition(t, pk)
 	images := make([]map[string]events.DynamoDBAttributeValue, len(items))
 	for i, it := range items {
-		images[i] = streamImage(it)
+		images[i] = awstest.StreamImage(it)
 	}
 	b, err := json.Marshal(images)
 	if err != nil {
@@ -287,48 +287,6 @@ func (d *deployment) snapshot(t *testing.T, pk string) []any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// streamImage converts an item as the SDK reads it to the image a DynamoDB
-// stream record carries to Lambda.
-func streamImage(it map[string]types.AttributeValue) map[string]events.DynamoDBAttributeValue {
-	if it == nil {
-		return nil
-	}
-	out := make(map[string]events.DynamoDBAttributeValue, len(it))
-	for k, v := range it {
-		out[k] = streamAttribute(v)
-	}
-	return out
-}
-
-func streamAttribute(v types.AttributeValue) events.DynamoDBAttributeValue {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return events.NewStringAttribute(v.Value)
-	case *types.AttributeValueMemberN:
-		return events.NewNumberAttribute(v.Value)
-	case *types.AttributeValueMemberB:
-		return events.NewBinaryAttribute(v.Value)
-	case *types.AttributeValueMemberBOOL:
-		return events.NewBooleanAttribute(v.Value)
-	case *types.AttributeValueMemberSS:
-		return events.NewStringSetAttribute(v.Value)
-	case *types.AttributeValueMemberNS:
-		return events.NewNumberSetAttribute(v.Value)
-	case *types.AttributeValueMemberBS:
-		return events.NewBinarySetAttribute(v.Value)
-	case *types.AttributeValueMemberL:
-		l := make([]events.DynamoDBAttributeValue, len(v.Value))
-		for i, e := range v.Value {
-			l[i] = streamAttribute(e)
-		}
-		return events.NewListAttribute(l)
-	case *types.AttributeValueMemberM:
-		return events.NewMapAttribute(streamImage(v.Value))
-	default:
-		return events.NewNullAttribute()
-	}
 }
 
 // attr returns a string or number attribute's text, "" when absent.

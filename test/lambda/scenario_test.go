@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
@@ -387,7 +388,7 @@ func (s *scenario) streamEvent(t *testing.T) []byte {
 				"pk": events.NewStringAttribute(pk),
 				"sk": events.NewStringAttribute(sk),
 			},
-			NewImage:       streamImage(item),
+			NewImage:       awstest.StreamImage(item),
 			SequenceNumber: "2900000000012345678901",
 			SizeBytes:      512,
 			StreamViewType: string(events.DynamoDBStreamViewTypeNewAndOldImages),
