@@ -566,6 +566,15 @@ func TestKlaviCallEndsBeforeTheDeadline(t *testing.T) {
 	if want := invocationDeadline.Add(-storeReserve); !klaviDeadline.Equal(want) {
 		t.Errorf("Klavi call deadline = %v, want %v (the invocation's minus the reserve)", klaviDeadline, want)
 	}
+
+	// A short deadline keeps three quarters of it for the call.
+	short := time.Now().Add(400 * time.Millisecond)
+	ctx, cancel = context.WithDeadline(t.Context(), short)
+	defer cancel()
+	h.Handle(ctx, postWith(t, `{}`))
+	if left := short.Sub(klaviDeadline); left <= 0 || left > 110*time.Millisecond {
+		t.Errorf("with 400ms left the Klavi call ends %v before the deadline, want at most a quarter", left)
+	}
 }
 
 type klaviFunc func(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error)
