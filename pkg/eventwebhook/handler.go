@@ -171,12 +171,8 @@ func changeKey(c klavievent.Change, i int) string {
 // metricName bounds the EventName dimension: Klavi's names as they are,
 // anything else as "other", so a stray sender cannot create metrics at will.
 func metricName(name string) string {
-	switch name {
-	case "link_created", "link_action_status",
-		"consent_authorised", "consent_error", "consent_rejected", "consent_expired", "consent_revoked", "consent_deleted_by_user",
-		"product_request_received", "product_generated_success", "product_generated_failed":
+	if klavievent.Known(name) {
 		return name
-	default:
-		return "other"
 	}
+	return "other"
 }

@@ -195,3 +195,20 @@ func Caller(req Request) string {
 		return ""
 	}
 }
+
+// ReportWebhookPath is the report webhook's route on the HTTP API.
+const ReportWebhookPath = "/webhooks/klavi/reports"
+
+// ReportWebhookURL is the report webhook on the API the request came in
+// through (its domain and, unless $default, its stage); "" when the request
+// carries no domain.
+func ReportWebhookURL(req Request) string {
+	if req.RequestContext.DomainName == "" {
+		return ""
+	}
+	base := "https://" + req.RequestContext.DomainName
+	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
+		base += "/" + stage
+	}
+	return base + ReportWebhookPath
+}

@@ -169,3 +169,22 @@ func TestCallerFromEventJSON(t *testing.T) {
 		t.Errorf("Caller() = %q, want %q", got, want)
 	}
 }
+
+func TestReportWebhookURL(t *testing.T) {
+	withContext := func(domain, stage string) Request {
+		return Request{RequestContext: events.APIGatewayV2HTTPRequestContext{DomainName: domain, Stage: stage}}
+	}
+	tests := map[string]struct {
+		req  Request
+		want string
+	}{
+		"default stage": {withContext("abc.execute-api.sa-east-1.amazonaws.com", "$default"), "https://abc.execute-api.sa-east-1.amazonaws.com/webhooks/klavi/reports"},
+		"named stage":   {withContext("abc.example.com", "prod"), "https://abc.example.com/prod/webhooks/klavi/reports"},
+		"no domain":     {withContext("", "prod"), ""},
+	}
+	for name, tc := range tests {
+		if got := ReportWebhookURL(tc.req); got != tc.want {
+			t.Errorf("%s: ReportWebhookURL = %q, want %q", name, got, tc.want)
+		}
+	}
+}

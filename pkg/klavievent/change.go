@@ -100,14 +100,9 @@ func (e Event) Changes() ([]Change, error) {
 	if t := strings.TrimSpace(e.EventType); t != "" && !strings.EqualFold(t, "api") {
 		return []Change{base}, nil
 	}
-	status, isConsent := StatusForEvent(e.EventName)
-	switch e.EventName {
-	case eventLinkCreated, eventLinkActionStatus,
-		eventProductRequestReceived, eventProductGeneratedSuccess, eventProductGeneratedFailed:
-	default:
-		if !isConsent {
-			return []Change{base}, nil
-		}
+	status, _ := StatusForEvent(e.EventName)
+	if !Known(e.EventName) {
+		return []Change{base}, nil
 	}
 
 	p, err := decodePayload(e.Payload)
@@ -287,4 +282,17 @@ func productNames(p object) []string {
 		}
 	}
 	return names
+}
+
+// Known reports whether name is one of the event names Klavi documents
+// (link_created, link_action_status, the consent_* and product_* events),
+// in any casing, as StatusForEvent reads them.
+func Known(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case eventLinkCreated, eventLinkActionStatus,
+		eventProductRequestReceived, eventProductGeneratedSuccess, eventProductGeneratedFailed:
+		return true
+	}
+	_, isConsent := StatusForEvent(name)
+	return isConsent
 }

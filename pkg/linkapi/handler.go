@@ -259,11 +259,7 @@ func (h *Handler) reportWebhookURL(req httpapi.Request) string {
 	if h.cfg.ReportWebhookURL != "" {
 		return h.cfg.ReportWebhookURL
 	}
-	base := "https://" + req.RequestContext.DomainName
-	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
-		base += "/" + stage
-	}
-	return base + "/webhooks/klavi/reports"
+	return httpapi.ReportWebhookURL(req)
 }
 
 // get answers GET /links/{linkId} for caller; see the package doc for who

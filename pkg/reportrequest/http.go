@@ -67,7 +67,7 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 		return httpapi.Error(http.StatusNotFound, "route_not_found", "No such route."), nil
 	case method != http.MethodPost:
 		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
-	case !validLinkID(linkID):
+	case !linkstore.ValidLinkID(linkID):
 		return linkNotFound(), nil
 	}
 	products := h.products
@@ -116,7 +116,7 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 		return httpapi.Error(http.StatusConflict, "tax_id_unknown", "The link has no known CPF or CNPJ, so reports cannot be requested for it."), nil
 	}
 
-	webhook := h.webhookURL(link, derivedWebhookURL(req))
+	webhook := h.webhookURL(link, httpapi.ReportWebhookURL(req))
 	var out acceptedResponse
 	for _, c := range consents {
 		// Manual requests are bounded by the invocation's deadline too, so
@@ -217,33 +217,6 @@ func reportsRoute(req httpapi.Request) (method, linkID string, ok bool) {
 		return "", "", false
 	}
 	return req.RequestContext.HTTP.Method, id, true
-}
-
-// derivedWebhookURL is the report webhook on the API the request came in
-// on, for links created without one.
-func derivedWebhookURL(req httpapi.Request) string {
-	if req.RequestContext.DomainName == "" {
-		return ""
-	}
-	base := "https://" + req.RequestContext.DomainName
-	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
-		base += "/" + stage
-	}
-	return base + "/webhooks/klavi/reports"
-}
-
-// validLinkID accepts the ids Klavi issues (UUID-like) and refuses anything
-// that could not be one before it reaches the store.
-func validLinkID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // rejection is a 4xx answer to a body that cannot be taken.
