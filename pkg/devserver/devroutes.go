@@ -191,7 +191,7 @@ func (s *Server) Info() Info {
 		in.Tokens = "secretsmanager"
 	}
 	if in.ReportWebhookURL == "" && url != "" {
-		in.ReportWebhookURL = url + "/webhooks/klavi/reports"
+		in.ReportWebhookURL = url + httpapi.ReportWebhookPath
 	}
 	return in
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
@@ -252,7 +253,7 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 			SecretKey:        creds.SecretKey,
 			PublicURL:        klaviBase,
 			EventWebhookURL:  s.url + "/webhooks/klavi/events",
-			ReportWebhookURL: s.url + "/webhooks/klavi/reports",
+			ReportWebhookURL: s.url + httpapi.ReportWebhookPath,
 			GenerateReports:  true,
 			Seed:             s.cfg.Seed,
 		})
@@ -264,7 +265,7 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 
 	webhookURL := s.cfg.ReportWebhookURL
 	if webhookURL == "" {
-		webhookURL = s.url + "/webhooks/klavi/reports"
+		webhookURL = s.url + httpapi.ReportWebhookPath
 	}
 	verifier := webhooksig.Verifier{Tolerance: s.cfg.SignatureTolerance}
 	links := linkapi.New(kc, s.links, linkapi.Config{
