@@ -17,7 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/devserver"
+	"github.com/openfinance-br/klavi-link-lambda/internal/devserver"
 )
 
 func main() {

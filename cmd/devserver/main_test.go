@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 )
 
 // binary is the command built by TestMain, or why it could not be built.

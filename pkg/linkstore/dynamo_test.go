@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }

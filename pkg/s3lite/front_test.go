@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 )
 
 // Test credentials. The verifying front checks signatures with them; the

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 // TestBaselineUnderEmulator proves the yardstick builds and answers under

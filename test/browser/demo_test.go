@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/devserver"
+	"github.com/openfinance-br/klavi-link-lambda/internal/devserver"
 )
 
 const (

@@ -22,7 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 // initReport is the emulator's record of a runtime's init: from starting the

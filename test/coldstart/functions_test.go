@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 // barRatio is the bar of design section 6 for both size and cold start.

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 // lambdaSizes builds every function and the baseline for Lambda exactly as

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/faultproxy"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"

@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/faultproxy"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
 )
 

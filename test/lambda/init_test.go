@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 // configEnv is a complete configuration whose dependencies are never

@@ -18,9 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavisim"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )

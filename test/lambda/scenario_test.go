@@ -22,9 +22,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 )
 
 func TestMain(m *testing.M) {

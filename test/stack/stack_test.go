@@ -17,7 +17,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }

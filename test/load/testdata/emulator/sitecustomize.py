@@ -2,7 +2,7 @@
 proportion to the items they touch, not to the whole table.
 
 The load test puts this directory on PYTHONPATH for the emulator it starts
-(moto, through pkg/awstest), so Python imports this module at start-up. In
+(moto, through internal/awstest), so Python imports this module at start-up. In
 moto 5, two calls the backend makes on every request take time in
 proportion to the table's size, so a burst against one table slows down
 with every item it adds and ends up measuring little but the emulator:

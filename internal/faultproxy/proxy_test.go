@@ -24,7 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/faultproxy"
+	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 )
 
 // sdkAttempts is the AWS SDK's standard retryer's default, set explicitly.

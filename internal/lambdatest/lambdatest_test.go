@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
 const fixture = "./pkg/lambdatest/testdata/fixture"
