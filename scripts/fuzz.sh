@@ -9,5 +9,5 @@ while IFS=: read -r file name; do
 	found=$((found + 1))
 	echo "fuzz ${name} in ${pkg} for ${fuzztime}"
 	go test -run='^$' -fuzz="^${name}\$" -fuzztime="${fuzztime}" "${pkg}"
-done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' pkg functions 2>/dev/null | sed 's/:func /:/' | sort -u)
+done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' pkg internal functions 2>/dev/null | sed 's/:func /:/' | sort -u)
 echo "fuzz: ${found} targets run"
