@@ -2,7 +2,7 @@
 // every function's routes through the same handlers, a Klavi simulator, an
 // in-memory link store whose change feed stands in for the DynamoDB stream,
 // reports on local disk, and a demo page. Environment variables switch any
-// part to the real thing; see pkg/devserver. main only wires.
+// part to the real thing; see internal/devserver. main only wires.
 package main
 
 import (

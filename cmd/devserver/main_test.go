@@ -22,31 +22,40 @@ import (
 
 // binary is the command built by TestMain, or why it could not be built.
 // It is written once before any test runs and only read afterwards.
+// binary is the command as `go build` made it, built once by the first
+// system test that runs it.
 var binary struct {
+	once sync.Once
+	dir  string
 	path string
 	err  error
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "devserver-test-")
-	if err != nil {
-		binary.err = err
-	} else {
-		binary.path = filepath.Join(dir, "devserver")
-		if out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput(); err != nil {
-			binary.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	}
 	code := awstest.Main(m)
-	if dir != "" {
-		os.RemoveAll(dir)
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
 	}
 	os.Exit(code)
 }
 
-// build returns the command as `go build` made it.
+// build returns the command as `go build` made it. Tests that run the
+// command are system tests: skipped under -short.
 func build(t *testing.T) string {
 	t.Helper()
+	awstest.SkipShort(t, "the built devserver command")
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "devserver-test-")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.dir = dir
+		binary.path = filepath.Join(dir, "devserver")
+		if out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
 	if binary.err != nil {
 		t.Fatal(binary.err)
 	}

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 

@@ -14,9 +14,10 @@
 // harness runs moto's own server application behind a lock so requests are
 // served one at a time: concurrent tests then see DynamoDB's isolation.
 //
-// When moto_server is not installed the tests that need it are skipped with a
-// clear message, except when CI=true or REQUIRE_EMULATOR=1: then they fail, so
-// a CI machine without the emulator can never pass by running nothing.
+// Tests that need the emulator are system tests: under `go test -short` (the
+// inner loop) they are skipped and the emulator is not started; otherwise a
+// missing moto_server fails them, so a machine without the emulator can never
+// pass `make test` by running nothing.
 package awstest
 
 import (
@@ -24,6 +25,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -52,9 +54,16 @@ var emulator struct {
 // Main starts moto_server, runs the tests and stops the server. It returns
 // the exit code for os.Exit.
 func Main(m *testing.M) int {
-	stop, err := start()
-	if err != nil {
-		emulator.reason = err.Error()
+	// testing.Short reads the -short flag, which m.Run would parse later.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	var stop func()
+	if !testing.Short() {
+		var err error
+		if stop, err = start(); err != nil {
+			emulator.reason = err.Error()
+		}
 	}
 	code := m.Run()
 	if stop != nil {
@@ -63,16 +72,21 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// Required reports whether a missing emulator must fail the tests rather
-// than skip them.
-func Required() bool {
-	return os.Getenv("CI") == "true" || os.Getenv("REQUIRE_EMULATOR") == "1"
+// SkipShort skips t under `go test -short`: t is a system test, needing an
+// emulator, a browser or a built binary. It is the one place that decides
+// which tests the inner loop leaves out.
+func SkipShort(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("system test (needs %s): skipped under -short", needs)
+	}
 }
 
-// Endpoint returns the emulator's base URL, skipping or failing t when the
-// emulator is not running.
+// Endpoint returns the emulator's base URL. Under -short it skips t; without
+// the emulator it fails t.
 func Endpoint(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "the AWS emulator")
 	if emulator.endpoint != "" {
 		return emulator.endpoint
 	}
@@ -80,10 +94,7 @@ func Endpoint(t testing.TB) string {
 	if reason == "" {
 		reason = "awstest.Main was not called from TestMain"
 	}
-	if Required() {
-		t.Fatalf("AWS emulator required (CI=true or REQUIRE_EMULATOR=1) but unavailable: %s", reason)
-	}
-	t.Skipf("AWS emulator unavailable, skipping integration test: %s (install with: pip install \"moto[server]\")", reason)
+	t.Fatalf("AWS emulator unavailable: %s (install it with: pip install \"moto[server]\"; `go test -short` skips system tests)", reason)
 	return ""
 }
 

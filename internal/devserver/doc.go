@@ -31,7 +31,7 @@
 // environment and switches parts to the real thing:
 //
 //	part          default                                  switched by
-//	Klavi         simulator (pkg/klavisim) at /klavi        KLAVI_BASE_URL (+ KLAVI_ACCESS_KEY/KLAVI_SECRET_KEY)
+//	Klavi         simulator (internal/klavisim) at /klavi        KLAVI_BASE_URL (+ KLAVI_ACCESS_KEY/KLAVI_SECRET_KEY)
 //	link store    in memory, with the change feed          LINKS_TABLE (DynamoDB; AWS_* settings)
 //	reports       files under .local/reports (REPORTS_DIR) REPORTS_BUCKET (S3)
 //	Klavi token   in memory from /auth, every 20 min        KLAVI_CREDENTIALS_SECRET + KLAVI_TOKEN_SECRET

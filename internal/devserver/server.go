@@ -18,10 +18,10 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
-	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"

@@ -1,6 +1,8 @@
 package lambdatest
 
 import (
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -90,6 +92,7 @@ func Build(t testing.TB, pkgPath string) string {
 // the package's last path element.
 func BuildFor(t testing.TB, target Target, pkgPaths ...string) []string {
 	t.Helper()
+	awstest.SkipShort(t, "built Lambda binaries")
 	paths := make([]string, len(pkgPaths))
 	errs := make([]error, len(pkgPaths))
 	var wg sync.WaitGroup
@@ -107,6 +110,7 @@ func BuildFor(t testing.TB, target Target, pkgPaths ...string) []string {
 // module cache for the host.
 func RIEPath(t testing.TB) string {
 	t.Helper()
+	awstest.SkipShort(t, "the Lambda Runtime Interface Emulator")
 	p, err := builds.build(Host(), RIEPackage, "aws-lambda-rie")
 	if err != nil {
 		t.Fatalf("the Lambda Runtime Interface Emulator is required and could not be built: %v", err)

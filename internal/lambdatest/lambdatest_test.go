@@ -15,10 +15,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 )
 
-const fixture = "./pkg/lambdatest/testdata/fixture"
+const fixture = "./internal/lambdatest/testdata/fixture"
 
 func TestInvoke(t *testing.T) {
 	t.Parallel()
@@ -266,12 +267,13 @@ func TestBuild(t *testing.T) {
 }
 
 func TestBuildFailure(t *testing.T) {
+	awstest.SkipShort(t, "go build")
 	t.Parallel()
 	ft := &fatalRecorder{TB: t}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		lambdatest.Build(ft, "./pkg/lambdatest/testdata/does-not-exist")
+		lambdatest.Build(ft, "./internal/lambdatest/testdata/does-not-exist")
 	}()
 	<-done
 	if !ft.failed {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -130,16 +131,14 @@ type reportRow struct {
 // CI or when asked for, where it fails.
 func chromium(t *testing.T) string {
 	t.Helper()
+	awstest.SkipShort(t, "chromium")
 	for _, name := range []string{"/usr/bin/chromium", "chromium"} {
 		if path, err := exec.LookPath(name); err == nil {
 			return path
 		}
 	}
 	const msg = "chromium is not installed (Debian: apt-get install chromium)"
-	if os.Getenv("CI") == "true" || os.Getenv("REQUIRE_BROWSER") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg + "; skipping the browser test")
+	t.Fatal(msg + "; `go test -short` skips system tests")
 	return ""
 }
 

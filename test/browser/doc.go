@@ -1,13 +1,13 @@
 // Package browser clicks through the demo page of the local stack (`make
-// run`, pkg/devserver) in a headless Chromium driven over the DevTools
+// run`, internal/devserver) in a headless Chromium driven over the DevTools
 // protocol: create a link, authorise at the simulator's consent page, come
 // back and watch REPORTS_RECEIVED and the reports arrive; then a second link
 // whose consent is rejected ends REJECTED. Any uncaught JavaScript exception
 // or console error on the way fails the test.
 //
 // The browser is Debian's chromium package (/usr/bin/chromium, or chromium on
-// PATH). Without it the test is skipped, unless CI=true or REQUIRE_BROWSER=1,
-// where a missing browser is a failure.
+// PATH). A missing browser fails the test; `go test -short` skips it, as it
+// skips every system test.
 //
 //	go test -race ./test/browser/
 //

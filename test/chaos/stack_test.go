@@ -24,10 +24,10 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/devserver"
+	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
-	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"

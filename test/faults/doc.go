@@ -1,6 +1,6 @@
 // Package faults runs each function's handler over the real stores (DynamoDB,
 // S3 and Secrets Manager in the AWS emulator) and the Klavi simulator, with
-// a fault proxy (pkg/faultproxy) in front of each, and shows for every
+// a fault proxy (internal/faultproxy) in front of each, and shows for every
 // injected failure what the caller sees and that nothing is lost or
 // duplicated: a webhook either answers 2xx with its effect durable, or
 // non-2xx so that Klavi delivers it again, and the redelivery completes the

@@ -7,8 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )

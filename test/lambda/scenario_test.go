@@ -23,8 +23,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 

@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/devserver"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 )
 
 // Klavi's key pair for the burst. The secretKey also keys the webhook

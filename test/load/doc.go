@@ -2,12 +2,12 @@
 // backend and checks that, afterwards, the store and the bucket hold exactly
 // what they should; it measures throughput and latency per route on the way.
 //
-// The backend is the one `make run` serves (pkg/devserver), configured from
+// The backend is the one `make run` serves (internal/devserver), configured from
 // the functions' environment as a deployment is: the links table in DynamoDB,
 // reports in S3 and the Klavi token source over Secrets Manager, all in the
-// AWS emulator (pkg/awstest), with automatic report requests off
+// AWS emulator (internal/awstest), with automatic report requests off
 // (AUTO_REQUEST_REPORTS=false: Klavi pushes the reports). Klavi is a
-// simulator (pkg/klavisim) reached over HTTP like an external Klavi, with no
+// simulator (internal/klavisim) reached over HTTP like an external Klavi, with no
 // webhooks of its own: the test itself plays Klavi's side. Everything
 // listens on 127.0.0.1, and the load client refuses to dial anything else.
 //
@@ -41,7 +41,7 @@
 //	LOAD_LINKS=500 go test -run TestLoadBurst -v ./test/load/ # the full burst, with the figures table
 //	go test -run='^$' -bench=LoadBurst ./test/load/           # 500 links, req/s and ms per route as metrics
 //
-// The emulator is moto as pkg/awstest runs it, with one difference: in
+// The emulator is moto as internal/awstest runs it, with one difference: in
 // moto 5, TransactWriteItems copies the whole table and Query sorts the
 // whole table, on every call, so each call costs more with every item the
 // table holds, which DynamoDB's do not. TestMain puts testdata/emulator on
@@ -54,6 +54,6 @@
 // The server, the emulator and the load generator share the machine's
 // cores, so the figures are those of the whole set-up on that machine, not
 // of the backend alone. The emulator serves one request at a time (see
-// pkg/awstest) and is what bounds them: the latencies are mostly waiting
+// internal/awstest) and is what bounds them: the latencies are mostly waiting
 // behind the other 15 requests in flight for its turn.
 package load

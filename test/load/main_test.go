@@ -12,7 +12,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The emulator pkg/awstest starts inherits this environment: Python
+	// The emulator internal/awstest starts inherits this environment: Python
 	// then imports testdata/emulator/sitecustomize.py, which makes its
 	// DynamoDB transactions and queries cost what the items they touch
 	// cost instead of what the whole table costs (see that file). Without

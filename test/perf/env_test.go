@@ -21,8 +21,8 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/s3lite"

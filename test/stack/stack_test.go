@@ -3,8 +3,8 @@
 // emulator (moto).
 //
 // The tools it runs (cfn-lint, python3 with aws-sam-translator, moto_server)
-// are skipped with a message when missing, except when CI=true or
-// REQUIRE_EMULATOR=1: then a missing tool fails the tests.
+// are required: a missing tool fails the tests. Under `go test -short` they
+// are skipped, as every system test is.
 package stack_test
 
 import (
@@ -33,17 +33,15 @@ func templatePath(t *testing.T) string {
 	return path
 }
 
-// needTool skips t when a tool is missing, or fails it where the tools are
-// required, so a CI machine without them cannot pass by running nothing.
+// needTool skips t under -short and fails it when a tool is missing, so a
+// machine without them cannot pass by running nothing.
 func needTool(t *testing.T, what, install string, err error) {
 	t.Helper()
+	awstest.SkipShort(t, what)
 	if err == nil {
 		return
 	}
-	if awstest.Required() {
-		t.Fatalf("%s required (CI=true or REQUIRE_EMULATOR=1) but unavailable: %v", what, err)
-	}
-	t.Skipf("%s unavailable, skipping: %v (install with: %s)", what, err, install)
+	t.Fatalf("%s unavailable: %v (install with: %s; `go test -short` skips system tests)", what, err, install)
 }
 
 // exitNoTranslator is transform.py's exit status: aws-sam-translator is not
