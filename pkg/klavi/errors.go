@@ -232,7 +232,35 @@ var (
 	// digitRun matches runs of digits with mask punctuation; those holding
 	// 11 or more digits (CPF, CNPJ, phone numbers) are removed.
 	digitRun = regexp.MustCompile(`[0-9][0-9. /()-]*[0-9]`)
+	// emailLike matches anything shaped like an e-mail address.
+	emailLike = regexp.MustCompile(`[^\s@"'<>,;:]+@[^\s@"'<>,;:]+`)
 )
+
+// replaceFold replaces every occurrence of old in s, compared without
+// regard to case (Klavi echoes values back normalised: an e-mail in lower
+// case, a key in upper case), with new.
+func replaceFold(s, old, new string) string {
+	if len(old) == 0 || len(s) < len(old) {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for i := 0; i+len(old) <= len(s); {
+		if strings.EqualFold(s[i:i+len(old)], old) {
+			b.WriteString(s[last:i])
+			b.WriteString(new)
+			i += len(old)
+			last = i
+			continue
+		}
+		i++
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
 
 // sanitizeText makes text from a response safe for errors and logs: known
 // secrets and anything that looks like a tax id, phone number or token are
@@ -241,9 +269,12 @@ var (
 func sanitizeText(s string, secrets []string, max int) string {
 	for _, secret := range secrets {
 		if len(secret) >= 4 {
-			s = strings.ReplaceAll(s, secret, redacted)
+			s = replaceFold(s, secret, redacted)
 		}
 	}
+	// An e-mail address comes back from Klavi in any case it likes, and
+	// may be one we never sent: every address-shaped run goes.
+	s = emailLike.ReplaceAllString(s, redacted)
 	s = tokenLike.ReplaceAllString(s, redacted)
 	s = cnpjLike.ReplaceAllString(s, redacted)
 	s = digitRun.ReplaceAllStringFunc(s, func(m string) string {

@@ -139,6 +139,8 @@ func TestAPIErrorRedaction(t *testing.T) {
 		{name: "phone", message: "Invalid phone +55 (11) 98765-4321", mustNot: []string{"98765-4321"}, mustKeep: []string{"Invalid phone"}},
 		{name: "jwt", message: "token eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig expired", mustNot: []string{"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9"}},
 		{name: "known secrets", message: "bad " + testAccessKey + " " + testSecretKey + " " + testToken + " " + testEmail, mustNot: secretValues},
+		{name: "known secrets in another case", message: "bad " + strings.ToUpper(testEmail) + " " + strings.ToLower(testAccessKey) + " " + strings.ToUpper(testSecretKey), mustNot: []string{strings.ToUpper(testEmail), strings.ToLower(testAccessKey), strings.ToUpper(testSecretKey)}},
+		{name: "any e-mail address", message: "user Maria.Silva+x@Example.COM.br already linked", mustNot: []string{"Maria.Silva", "Example.COM"}, mustKeep: []string{"already linked"}},
 		{name: "short numbers kept", message: "institution 033 code 4002 at 2023-12-08T09:19:19Z", mustKeep: []string{"033", "4002", "2023-12-08T09:19:19Z"}},
 		{name: "newlines", message: "line1\nline2\r\nfake log", mustNot: []string{"\n", "\r"}},
 		{name: "long", message: strings.Repeat("é", 1000), mustNot: []string{strings.Repeat("é", maxMessageLen)}},
