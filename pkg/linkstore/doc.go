@@ -81,7 +81,7 @@
 //
 //	link     linkId taxIdType taxId institutionCode redirectUrl
 //	         reportWebhookUrl externalInfo (JSON text) origin owner
-//	         expiresAt createdAt updatedAt purgedAt attn attnDue
+//	         expiresAt createdAt updatedAt purgedAt purgeReason attn attnDue
 //	consent  linkId consentId institutionCode status eventTime
 //	         eventRank (N) updatedAt requestId leaseUntil
 //	request  linkId requestId consentId institutionCode products (L of S)

@@ -2,6 +2,7 @@ package linkstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -637,4 +638,29 @@ func (s *DynamoStore) CheckLink(ctx context.Context, linkID string) error {
 		return fmt.Errorf("check link %s: %w", linkID, ErrPurged)
 	}
 	return nil
+}
+
+// ExternalInfo returns the externalInfo object of the link (nil when it has
+// none, or was purged), with one consistent read of that attribute alone,
+// so that nothing else of the link item (its tax id) is read.
+func (s *DynamoStore) ExternalInfo(ctx context.Context, linkID string) (json.RawMessage, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 s.table,
+		ConsistentRead:            aws.Bool(true),
+		KeyConditionExpression:    aws.String("#pk = :pk AND #sk = :sk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#sk": attrSK, "#info": attrExternalInfo},
+		ExpressionAttributeValues: item{":pk": str(linkPrefix + linkID), ":sk": str(linkSK)},
+		ProjectionExpression:      aws.String("#pk, #info"),
+		Limit:                     aws.Int32(1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get external info of link %s: %w", linkID, err)
+	}
+	if len(out.Items) == 0 {
+		return nil, fmt.Errorf("get external info of link %s: %w", linkID, ErrNotFound)
+	}
+	if s := getS(out.Items[0], attrExternalInfo); s != "" {
+		return json.RawMessage(s), nil
+	}
+	return nil, nil
 }

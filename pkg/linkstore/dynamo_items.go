@@ -48,6 +48,7 @@ const (
 	attrCreatedAt        = "createdAt"
 	attrUpdatedAt        = "updatedAt"
 	attrPurgedAt         = "purgedAt"
+	attrPurgeReason      = "purgeReason"
 	attrAttn             = "attn"
 	attrAttnDue          = "attnDue"
 	attrConsentID        = "consentId"
@@ -144,6 +145,7 @@ func decodeLink(it item) Link {
 		CreatedAt:        getTime(it, attrCreatedAt),
 		UpdatedAt:        getTime(it, attrUpdatedAt),
 		PurgedAt:         getTime(it, attrPurgedAt),
+		PurgeReason:      getS(it, attrPurgeReason),
 	}
 	if s := getS(it, attrExternalInfo); s != "" {
 		l.ExternalInfo = []byte(s)

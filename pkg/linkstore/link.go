@@ -65,6 +65,14 @@ const (
 	ConsentDeletedByUser             = "DELETED_BY_USER"
 )
 
+// Reasons a link was purged (Link.PurgeReason).
+const (
+	// PurgeConsentDeletedByUser: Klavi's consent_deleted_by_user event.
+	PurgeConsentDeletedByUser = "consent_deleted_by_user"
+	// PurgeDeletedByRequest: the fintech asked (DELETE /links/{linkId}).
+	PurgeDeletedByRequest = "deleted_by_request"
+)
+
 // Link statuses, derived by Link.Status.
 const (
 	StatusCreated          = "CREATED"
@@ -104,6 +112,10 @@ type Link struct {
 	// PurgedAt is set once the user's data was deleted (LGPD); the link is
 	// then a tombstone holding dates only.
 	PurgedAt time.Time
+	// PurgeReason tells why the link was purged: PurgeConsentDeletedByUser
+	// or PurgeDeletedByRequest; "" on a tombstone that does not say, which
+	// was purged for consent_deleted_by_user.
+	PurgeReason string
 
 	Consents       []Consent       // by ConsentID
 	ReportRequests []ReportRequest // by RequestedAt, then RequestID

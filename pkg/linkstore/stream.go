@@ -20,20 +20,9 @@ func ConsentFromStreamImage(img map[string]events.DynamoDBAttributeValue) (linkI
 	if !IsConsentItem(img) {
 		return "", Consent{}, false
 	}
-	it := item{}
-	for name, v := range img {
-		switch v.DataType() {
-		case events.DataTypeString:
-			it[name] = str(v.String())
-		case events.DataTypeNumber:
-			it[name] = &types.AttributeValueMemberN{Value: v.Number()}
-		}
-	}
+	it := streamItem(img)
 	c = decodeConsent(it)
-	linkID = getS(it, attrLinkID)
-	if linkID == "" {
-		linkID = strings.TrimPrefix(getS(it, attrPK), linkPrefix)
-	}
+	linkID = streamLinkID(it)
 	if linkID == "" || c.ConsentID == "" {
 		return "", Consent{}, false
 	}
@@ -128,4 +117,90 @@ func itemImage(it item) map[string]events.DynamoDBAttributeValue {
 		}
 	}
 	return img
+}
+
+// streamItem converts a stream image to an item of the store's layout:
+// strings, numbers and lists of strings (all the store writes).
+func streamItem(img map[string]events.DynamoDBAttributeValue) item {
+	it := make(item, len(img))
+	for name, v := range img {
+		switch v.DataType() {
+		case events.DataTypeString:
+			it[name] = str(v.String())
+		case events.DataTypeNumber:
+			it[name] = &types.AttributeValueMemberN{Value: v.Number()}
+		case events.DataTypeList:
+			var l []types.AttributeValue
+			for _, e := range v.List() {
+				if e.DataType() == events.DataTypeString {
+					l = append(l, str(e.String()))
+				}
+			}
+			it[name] = &types.AttributeValueMemberL{Value: l}
+		}
+	}
+	return it
+}
+
+// streamLinkID is the link an item belongs to: its linkId attribute, else
+// its partition key.
+func streamLinkID(it item) string {
+	if id := getS(it, attrLinkID); id != "" {
+		return id
+	}
+	pk := getS(it, attrPK)
+	if !strings.HasPrefix(pk, linkPrefix) {
+		return ""
+	}
+	return strings.TrimPrefix(pk, linkPrefix)
+}
+
+// ItemType returns the "type" attribute of a stream image ("" when absent):
+// ItemTypeLink, ItemTypeConsent, ItemTypeRequest, ItemTypeReport or
+// ItemTypeEvent.
+func ItemType(img map[string]events.DynamoDBAttributeValue) string {
+	return streamString(img, attrType)
+}
+
+// LinkFromStreamImage reads a link item out of a stream image. ok is false
+// when the image is not a link item. Only the link's own attributes are
+// read, never its parts; the tax id is left out, so that nothing read from
+// a stream can carry it further.
+func LinkFromStreamImage(img map[string]events.DynamoDBAttributeValue) (l Link, ok bool) {
+	if ItemType(img) != ItemTypeLink {
+		return Link{}, false
+	}
+	it := streamItem(img)
+	l = decodeLink(it)
+	l.TaxID = ""
+	l.LinkID = streamLinkID(it)
+	return l, l.LinkID != ""
+}
+
+// ReportRequestFromStreamImage reads a report request item out of a stream
+// image. ok is false when the image is not one.
+func ReportRequestFromStreamImage(img map[string]events.DynamoDBAttributeValue) (linkID string, r ReportRequest, ok bool) {
+	if ItemType(img) != ItemTypeRequest {
+		return "", ReportRequest{}, false
+	}
+	it := streamItem(img)
+	r, linkID = decodeRequest(it), streamLinkID(it)
+	if linkID == "" || r.RequestID == "" {
+		return "", ReportRequest{}, false
+	}
+	return linkID, r, true
+}
+
+// ReportFromStreamImage reads a report item (a report's metadata, never its
+// content) out of a stream image. ok is false when the image is not one.
+func ReportFromStreamImage(img map[string]events.DynamoDBAttributeValue) (linkID string, r Report, ok bool) {
+	if ItemType(img) != ItemTypeReport {
+		return "", Report{}, false
+	}
+	it := streamItem(img)
+	r, linkID = decodeReport(it), streamLinkID(it)
+	if linkID == "" || r.ProductReportID == "" {
+		return "", Report{}, false
+	}
+	return linkID, r, true
 }
