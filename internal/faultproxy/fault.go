@@ -33,7 +33,7 @@ type Fault struct {
 //
 //   - DynamoDB: 400 ProvisionedThroughputExceededException;
 //   - S3: 503 SlowDown;
-//   - Secrets Manager: 400 ThrottlingException;
+//   - Secrets Manager and EventBridge: 400 ThrottlingException;
 //   - anything else (Klavi): 429 with Klavi's error body.
 //
 // The AWS SDK retries all three AWS answers.
@@ -92,7 +92,7 @@ func writeFault(w http.ResponseWriter, r *http.Request, f Fault, requestID strin
 	h := w.Header()
 	var body []byte
 	switch svc {
-	case serviceDynamoDB, serviceSecretsManager:
+	case serviceDynamoDB, serviceSecretsManager, serviceEventBridge:
 		prefix, contentType := "", "application/x-amz-json-1.1"
 		if svc == serviceDynamoDB {
 			prefix, contentType = "com.amazonaws.dynamodb.v20120810#", "application/x-amz-json-1.0"
@@ -145,7 +145,7 @@ func shapeFor(svc service, f Fault) errorShape {
 				"The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API."}
 		case serviceS3:
 			return errorShape{http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate."}
-		case serviceSecretsManager:
+		case serviceSecretsManager, serviceEventBridge:
 			return errorShape{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"}
 		default:
 			return errorShape{http.StatusTooManyRequests, http.StatusText(http.StatusTooManyRequests), "Rate limit exceeded, retry later"}
@@ -159,6 +159,8 @@ func shapeFor(svc service, f Fault) errorShape {
 		return errorShape{code, "InternalError", "We encountered an internal error. Please try again."}
 	case svc == serviceSecretsManager && code == http.StatusInternalServerError:
 		return errorShape{code, "InternalServiceError", "An error occurred on the server side."}
+	case svc == serviceEventBridge && code == http.StatusInternalServerError:
+		return errorShape{code, "InternalException", "An internal error occurred."}
 	case svc != serviceOther && code == http.StatusServiceUnavailable:
 		return errorShape{code, "ServiceUnavailable", "Service is unable to handle request."}
 	case svc != serviceOther:

@@ -10,6 +10,7 @@ import (
 const (
 	dynamoDBTargetPrefix       = "DynamoDB_20120810."
 	secretsManagerTargetPrefix = "secretsmanager."
+	eventBridgeTargetPrefix    = "AWSEvents."
 )
 
 type service int
@@ -19,6 +20,7 @@ const (
 	serviceDynamoDB
 	serviceS3
 	serviceSecretsManager
+	serviceEventBridge
 )
 
 // serviceOf tells which service r is for: DynamoDB and Secrets Manager by
@@ -30,6 +32,8 @@ func serviceOf(r *http.Request) service {
 		return serviceDynamoDB
 	case strings.HasPrefix(target, secretsManagerTargetPrefix):
 		return serviceSecretsManager
+	case strings.HasPrefix(target, eventBridgeTargetPrefix):
+		return serviceEventBridge
 	case target == "" && signingService(r) == "s3":
 		return serviceS3
 	default:
@@ -67,6 +71,13 @@ func DynamoDBOp(op string) Matcher {
 // as "GetSecretValue" (X-Amz-Target: secretsmanager.GetSecretValue).
 func SecretsManagerOp(op string) Matcher {
 	target := secretsManagerTargetPrefix + op
+	return func(r *http.Request) bool { return r.Header.Get("X-Amz-Target") == target }
+}
+
+// EventBridgeOp selects EventBridge calls of the operation op, such as
+// "PutEvents" (X-Amz-Target: AWSEvents.PutEvents).
+func EventBridgeOp(op string) Matcher {
+	target := eventBridgeTargetPrefix + op
 	return func(r *http.Request) bool { return r.Header.Get("X-Amz-Target") == target }
 }
 

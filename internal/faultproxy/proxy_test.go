@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -176,6 +178,18 @@ func TestSDKSeesServiceErrors(t *testing.T) {
 			name: "secrets manager 503", fault: faultproxy.Status(503), match: faultproxy.SecretsGet(),
 			call: getSecret, code: "ServiceUnavailable", status: 503,
 		},
+		{
+			name: "eventbridge throttle", fault: faultproxy.Throttle(), match: faultproxy.EventBridgeOp("PutEvents"),
+			call: putEvents, code: "ThrottlingException", status: http.StatusBadRequest,
+		},
+		{
+			name: "eventbridge 500", fault: faultproxy.Status(500), match: faultproxy.EventBridgeOp("PutEvents"),
+			call: putEvents, code: "InternalException", status: 500,
+			specific: func(err error) bool {
+				var e *ebtypes.InternalException
+				return errors.As(err, &e)
+			},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,6 +246,13 @@ func putObject(ctx context.Context, cfg aws.Config) error {
 
 func getSecret(ctx context.Context, cfg aws.Config) error {
 	_, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("s")})
+	return err
+}
+
+func putEvents(ctx context.Context, cfg aws.Config) error {
+	_, err := eventbridge.NewFromConfig(cfg).PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+		Source: aws.String("klavi-link"), DetailType: aws.String("Report Stored"), Detail: aws.String("{}"),
+	}}})
 	return err
 }
 
@@ -423,6 +444,8 @@ func TestMatchers(t *testing.T) {
 		{"dynamodb op", faultproxy.DynamoDBOp("TransactWriteItems"), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "DynamoDB_20120810.TransactWriteItems", "Authorization", ddbAuth), true},
 		{"other dynamodb op", faultproxy.DynamoDBOp("TransactWriteItems"), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "DynamoDB_20120810.PutItem"), false},
 		{"secrets get", faultproxy.SecretsGet(), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "secretsmanager.GetSecretValue"), true},
+		{"eventbridge put events", faultproxy.EventBridgeOp("PutEvents"), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "AWSEvents.PutEvents"), true},
+		{"eventbridge other op", faultproxy.EventBridgeOp("PutEvents"), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "AWSEvents.PutRule"), false},
 		{"secrets put", faultproxy.SecretsGet(), req("POST", "http://127.0.0.1:1/", "X-Amz-Target", "secretsmanager.PutSecretValue"), false},
 		{"s3 put object path style", faultproxy.S3Put(), req("PUT", "http://127.0.0.1:1/bucket/reports/a.json", "Authorization", s3Auth), true},
 		{"s3 put object virtual hosted", faultproxy.S3Put(), req("PUT", "http://bucket.s3.amazonaws.com/reports/a.json", "Authorization", s3Auth), true},
