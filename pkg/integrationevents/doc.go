@@ -43,6 +43,9 @@
 // The tax id, the user's e-mail and phone, tokens and report content are
 // never read from the records (the link item's tax id is dropped when it is
 // decoded), so no event can carry them. externalInfo is the object the
-// fintech passed to POST /links (or Klavi echoed), for correlation; it is
-// read from the link item for each event that carries it.
+// fintech passed to POST /links (or Klavi echoed), for correlation. It is
+// taken from the link item's images in the same batch (every write of a
+// part touches the link item in its transaction), else read from the
+// table; a link purged before a record of it is published has none left
+// to read, and its event then carries "externalInfo": null.
 package integrationevents

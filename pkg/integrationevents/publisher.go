@@ -105,7 +105,7 @@ type batch struct {
 // source mapping must report batch item failures), so that the stream
 // delivers them again, in order.
 func (p *Publisher) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	b := &batch{records: ev.Records, links: map[string]bool{}, info: map[string]json.RawMessage{}, failedAt: -1}
+	b := &batch{records: ev.Records, links: map[string]bool{}, info: infoInBatch(ev.Records), failedAt: -1}
 	var mapped int
 	for i, rec := range ev.Records {
 		e, ok := Map(rec, p.bucket)
@@ -156,6 +156,24 @@ func (p *Publisher) Handle(ctx context.Context, ev events.DynamoDBEvent) (events
 	return resp, nil
 }
 
+// infoInBatch collects the externalInfo of the links whose link item is in
+// the batch. Every write of a consent, request or report touches the link
+// item in the same transaction, so its record is usually there, and its
+// images hold externalInfo even when the link was purged since (a purge's
+// old image): reading them costs no call and survives the purge, which a
+// read of the table would not.
+func infoInBatch(records []events.DynamoDBEventRecord) map[string]json.RawMessage {
+	info := map[string]json.RawMessage{}
+	for _, rec := range records {
+		for _, img := range []map[string]events.DynamoDBAttributeValue{rec.Change.NewImage, rec.Change.OldImage} {
+			if l, ok := linkstore.LinkFromStreamImage(img); ok && len(l.ExternalInfo) > 0 && info[l.LinkID] == nil {
+				info[l.LinkID] = l.ExternalInfo
+			}
+		}
+	}
+	return info
+}
+
 // fail records that record i, and so every later one, is left for the retry.
 func (b *batch) fail(i int) {
 	if b.failedAt < 0 || i < b.failedAt {
@@ -173,8 +191,9 @@ func (p *Publisher) timeLeft(ctx context.Context) error {
 	return nil
 }
 
-// entry builds the PutEvents entry of e, reading the link's externalInfo
-// once per link and batch when the event carries it.
+// entry builds the PutEvents entry of e. When the event carries the
+// link's externalInfo and the batch did not hold it, it is read from the
+// table, once per link and batch.
 func (p *Publisher) entry(ctx context.Context, b *batch, e Event) (types.PutEventsRequestEntry, error) {
 	if e.NeedsExternalInfo() {
 		info, seen := b.info[e.LinkID]

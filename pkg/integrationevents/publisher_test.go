@@ -139,7 +139,7 @@ func seqs(recs []events.DynamoDBEventRecord) []string {
 
 func TestHandleFixture(t *testing.T) {
 	bus := &fakeBus{}
-	links := &fakeLinks{info: map[string]json.RawMessage{fixtureLink: json.RawMessage(`{"customerId":"cus_8841"}`)}}
+	links := &fakeLinks{info: map[string]json.RawMessage{fixtureLink: json.RawMessage(`{"read":"from the table"}`)}}
 	p, m := newPublisher(t, bus, links)
 	resp, err := p.Handle(t.Context(), loadFixture(t))
 	if err != nil || len(resp.BatchItemFailures) > 0 {
@@ -162,8 +162,8 @@ func TestHandleFixture(t *testing.T) {
 	if diff := cmp.Diff(want, types); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
 	}
-	if got := links.reads[fixtureLink]; got != 1 {
-		t.Errorf("externalInfo read %d times for one link in one batch, want 1", got)
+	if got := links.reads[fixtureLink]; got != 0 {
+		t.Errorf("externalInfo read %d times from the table; the batch's link item images hold it", got)
 	}
 	if got := m.Sum("IntegrationEventsPublished", nil); got != 6 {
 		t.Errorf("IntegrationEventsPublished = %v, want 6", got)
@@ -172,7 +172,7 @@ func TestHandleFixture(t *testing.T) {
 		if d["detail-type"] != nil {
 			t.Errorf("detail carries the envelope: %v", d)
 		}
-		if _, ok := d["externalInfo"]; ok && fmt.Sprint(d["externalInfo"]) != "map[customerId:cus_8841]" {
+		if _, ok := d["externalInfo"]; ok && fmt.Sprint(d["externalInfo"]) != "map[applicationId:app-2291 customerId:cus_8841]" {
 			t.Errorf("externalInfo = %v", d["externalInfo"])
 		}
 	}
@@ -354,5 +354,27 @@ func TestNewNeedsBusAndBucket(t *testing.T) {
 	}
 	if _, err := New(&fakeBus{}, &fakeLinks{}, Config{EventBusName: "bus"}); err == nil {
 		t.Error("New without a bucket: no error")
+	}
+}
+
+func TestHandleReadsExternalInfoOncePerLink(t *testing.T) {
+	bus := &fakeBus{}
+	links := &fakeLinks{info: map[string]json.RawMessage{"a": json.RawMessage(`{"n":"a"}`)}}
+	p, _ := newPublisher(t, bus, links)
+	// No link item in the batch: the table is read, once for each link.
+	resp, _ := p.Handle(t.Context(), events.DynamoDBEvent{Records: reportRecords("a", "a", "b", "a")})
+	if len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("failures %v", failures(resp))
+	}
+	if diff := cmp.Diff(map[string]int{"a": 1, "b": 1}, links.reads); diff != "" {
+		t.Errorf("reads (-want +got):\n%s", diff)
+	}
+	var infos []string
+	for _, d := range bus.accepted() {
+		infos = append(infos, fmt.Sprint(d["externalInfo"]))
+	}
+	// b has none (ErrNotFound reads as none): null.
+	if diff := cmp.Diff([]string{"map[n:a]", "map[n:a]", "<nil>", "map[n:a]"}, infos); diff != "" {
+		t.Errorf("externalInfo (-want +got):\n%s", diff)
 	}
 }
