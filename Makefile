@@ -49,6 +49,7 @@ FN_ReportRequest := report-request
 FN_ReportWebhook := report-webhook
 FN_TokenRefresh  := token-refresh
 FN_Reconcile     := reconcile
+FN_IntegrationEvents := integration-events
 
 build-%Function:
 	@test -n "$(FN_$*)" || { echo "no function directory for logical id $*Function"; exit 1; }

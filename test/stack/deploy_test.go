@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -276,7 +278,12 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			if a := fc.Architectures; !slices.Equal(a, []string{"x86_64"}) && !slices.Equal(a, []string{"arm64"}) {
 				t.Errorf("%s architectures = %v, want [arm64]", id, a)
 			}
-			if diff := cmp.Diff(env, fc.Environment.Variables); diff != "" {
+			want := env
+			if id == "IntegrationEventsFunction" {
+				want = maps.Clone(env)
+				want["EVENT_BUS_NAME"] = stackName + "-klavi-link"
+			}
+			if diff := cmp.Diff(want, fc.Environment.Variables); diff != "" {
 				t.Errorf("%s environment (-want +got):\n%s", id, diff)
 			}
 		}
@@ -333,6 +340,34 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 		}
 	})
 
+	t.Run("stream feeds integration events", func(t *testing.T) {
+		fn := configs["IntegrationEventsFunction"]
+		var list struct{ EventSourceMappings []eventSourceMapping }
+		path := "/2015-03-31/event-source-mappings/?FunctionName=" + url.QueryEscape(phys["IntegrationEventsFunction"])
+		if err := rest.do(ctx, "lambda", "GET", path, nil, &list); err != nil {
+			t.Fatalf("list event source mappings: %v", err)
+		}
+		if len(list.EventSourceMappings) != 1 {
+			t.Fatalf("IntegrationEventsFunction has %d event source mappings, want 1: %+v", len(list.EventSourceMappings), list.EventSourceMappings)
+		}
+		got := list.EventSourceMappings[0]
+		got.FilterCriteria.Filters = nil
+		want := eventSourceMapping{
+			EventSourceArn:             aws.ToString(table.Table.LatestStreamArn),
+			FunctionArn:                fn.FunctionArn,
+			StartingPosition:           "LATEST",
+			BatchSize:                  100,
+			BisectBatchOnFunctionError: true,
+			MaximumRetryAttempts:       10,
+			MaximumRecordAgeInSeconds:  86400,
+			FunctionResponseTypes:      []string{"ReportBatchItemFailures"},
+		}
+		want.DestinationConfig.OnFailure.Destination = queueARN(t, fn.FunctionArn, phys["DeadLetterQueue"])
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("event source mapping (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("API may invoke the functions", func(t *testing.T) {
 		api := "arn:aws:execute-api:" + awstest.Region + ":" + accountOf(t, configs["CreateLinkFunction"].FunctionArn) + ":" + standIns["HttpApi"].ref
 		want := map[string][]string{
@@ -375,6 +410,8 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			"TokenSecretArn":       standIns["TokenSecret"].ref,
 			"AlarmTopicArn":        phys["AlarmTopic"],
 			"DeadLetterQueueUrl":   phys["DeadLetterQueue"],
+			"EventBusName":         stackName + "-klavi-link",
+			"EventBusArn":          "arn:aws:events:" + awstest.Region + ":" + accountOf(t, configs["CreateLinkFunction"].FunctionArn) + ":event-bus/" + stackName + "-klavi-link",
 		}
 		got := map[string]string{}
 		for _, s := range described.Stacks {
@@ -382,6 +419,16 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 				got[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
 			}
 		}
+		// The archive's name is generated: check what it is instead.
+		archive := strings.TrimPrefix(got["EventArchiveArn"], "arn:aws:events:"+awstest.Region+":"+accountOf(t, configs["CreateLinkFunction"].FunctionArn)+":archive/")
+		a, err := eventbridge.NewFromConfig(cfg).DescribeArchive(ctx, &eventbridge.DescribeArchiveInput{ArchiveName: aws.String(archive)})
+		if err != nil {
+			t.Fatalf("describe archive %q of output EventArchiveArn %q: %v", archive, got["EventArchiveArn"], err)
+		}
+		if aws.ToString(a.EventSourceArn) != want["EventBusArn"] || aws.ToInt32(a.RetentionDays) != 30 {
+			t.Errorf("archive source %q retention %d, want %q and 30 days", aws.ToString(a.EventSourceArn), aws.ToInt32(a.RetentionDays), want["EventBusArn"])
+		}
+		want["EventArchiveArn"] = aws.ToString(a.ArchiveArn)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("stack outputs (-want +got):\n%s", diff)
 		}

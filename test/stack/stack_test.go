@@ -125,5 +125,6 @@ func functionIDs() []string {
 		"ReportWebhookFunction",
 		"TokenRefreshFunction",
 		"ReconcileFunction",
+		"IntegrationEventsFunction",
 	}
 }
