@@ -152,6 +152,22 @@ func (v Verifier) checkTimestamp(timestamp string) error {
 	return nil
 }
 
+// WellFormed reports whether signature is written the way Klavi writes it:
+// exactly 64 lowercase hex digits, no prefix, no space. Verify accepts more;
+// the webhooks use WellFormed to decide whether a failed signature is worth
+// re-reading the key for, so that junk signatures cost nothing.
+func WellFormed(signature string) bool {
+	if len(signature) != hex.EncodedLen(signatureSize) {
+		return false
+	}
+	for i := range len(signature) {
+		if c := signature[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeSignature decodes a hex HMAC-SHA256, optionally prefixed with
 // "sha256=", into dst. It reports false for anything else.
 func decodeSignature(dst []byte, signature string) bool {
