@@ -6,6 +6,12 @@
 //	X-Klavi-Signature: lowercase hex of HMAC-SHA256(key = secretKey, message = body)
 //	X-Klavi-Timestamp: Unix seconds
 //
+// The HMAC covers the body only, not X-Klavi-Timestamp: anyone holding a
+// captured delivery can send it again under a fresh timestamp. The
+// timestamp check therefore catches stale clocks and careless resends, not
+// replays; those are stopped where the body is applied (event ids, event
+// times, report ids).
+//
 // Klavi's documentation describes the message as the request body, but its own
 // Node sample recomputes the HMAC over JSON.stringify(body), that is over a
 // compact re-serialisation. Verify therefore accepts a signature over the exact
