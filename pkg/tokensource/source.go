@@ -12,8 +12,9 @@
 // entry on one fixed, randomised TTL, while the token must be dropped when its
 // own expiresAt (part of the secret's content) comes near and at once after a
 // 401; it has no way to invalidate one entry; it remembers a failed refresh and
-// backs off before trying again, where a failed refresh here must let the next
-// caller retry; and each refresh calls DescribeSecret before GetSecretValue,
+// backs off before trying again, where a failed token refresh here must let
+// the next caller retry (a held secretKey is the exception: see
+// MinKeyReload); and each refresh calls DescribeSecret before GetSecretValue,
 // which doubles the reads and widens every function's IAM policy. What it
 // would save, a timestamp per value and a lock, is less than what it would
 // take to work around.
