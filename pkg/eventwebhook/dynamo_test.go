@@ -4,16 +4,20 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
@@ -115,5 +119,129 @@ func TestDynamoRejectedDeliveriesChangeNothing(t *testing.T) {
 	}
 	if got := e.status(t); got != "<none>" {
 		t.Errorf("rejected deliveries changed state: link status %q", got)
+	}
+}
+
+// clockAt sets the handler's and the verifier's clock to *at.
+func clockAt(at *time.Time) func(*Config) {
+	return func(c *Config) {
+		c.Now = func() time.Time { return *at }
+		c.Verifier.Now = c.Now
+	}
+}
+
+// A captured consent_authorised without eventId and eventTime, replayed a
+// day later with added whitespace under a fresh X-Klavi-Timestamp (the
+// timestamp is not signed; the whitespace keeps the compact-form signature
+// valid), must not move a revoked consent back.
+func TestDynamoWhitespaceReplayCannotRevertConsent(t *testing.T) {
+	at := now
+	e := newEnvWith(t, newDynamoEnv(t).store, clockAt(&at))
+	captured := `[{"partnerAppId":"12345678","eventType":"api","eventName":"consent_authorised","payload":{"linkId":"` +
+		fixtureLink + `","consents":{"consentId":"` + fixtureCons + `","institutionCode":"260"}}}]`
+	sig, _ := webhooksig.Sign([]byte(testSecret), []byte(captured), at)
+	if resp, body := e.call(t, signed(fixture(t), captured, testSecret, at)); resp.StatusCode != http.StatusOK || body["applied"] != float64(1) {
+		t.Fatalf("authorisation = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+	at = now.Add(time.Minute)
+	revoke := "[" + consentEvent("ev-revoke", "consent_revoked", at.Format(time.RFC3339)) + "]"
+	if resp, body := e.call(t, signed(fixture(t), revoke, testSecret, at)); resp.StatusCode != http.StatusOK || body["applied"] != float64(1) {
+		t.Fatalf("revocation = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+
+	at = now.Add(24 * time.Hour)
+	replay := fixture(t)
+	replay.Body = strings.Replace(captured, `"eventName":`, `"eventName": `, 1)
+	replay.Headers = cloneHeaders(replay.Headers)
+	replay.Headers["x-klavi-signature"] = sig
+	replay.Headers["x-klavi-timestamp"] = strconv.FormatInt(at.Unix(), 10)
+	resp, body := e.call(t, replay)
+	if resp.StatusCode != http.StatusOK || body["duplicates"] != float64(1) {
+		t.Errorf("whitespace replay = %d %s, want 200 duplicates 1 (the same event)", resp.StatusCode, resp.Body)
+	}
+	if got := e.status(t); got != "REVOKED" {
+		t.Fatalf("after the replay link status = %q, want REVOKED", got)
+	}
+
+	// Past the deduplication window, or with an id of its own, an event
+	// without eventTime still never replaces a state set by one with it.
+	fresh := strings.Replace(captured, `"eventType"`, `"eventId":"never-seen","eventType"`, 1)
+	resp, body = e.call(t, signed(fixture(t), fresh, testSecret, at))
+	if resp.StatusCode != http.StatusOK || body["stale"] != float64(1) {
+		t.Errorf("authorisation without eventTime after a dated revocation = %d %s, want 200 stale 1", resp.StatusCode, resp.Body)
+	}
+	if got := e.status(t); got != "REVOKED" {
+		t.Errorf("link status = %q, want REVOKED", got)
+	}
+}
+
+// Among events without eventTime the consent lifecycle orders them: a late
+// one may move it forward, never back.
+func TestDynamoEventsWithoutTimeMoveForwardOnly(t *testing.T) {
+	e := newDynamoEnv(t)
+	event := func(id, name string) string {
+		return `[{"eventId":"` + id + `","eventType":"api","eventName":"` + name + `","payload":{"linkId":"` +
+			fixtureLink + `","consents":{"consentId":"` + fixtureCons + `"}}}]`
+	}
+	for _, step := range []struct {
+		id, name, want, outcome string
+	}{
+		{"e1", "consent_authorised", "AUTHORISED", "applied"},
+		{"e2", "consent_revoked", "REVOKED", "applied"},
+		{"e3", "consent_authorised", "REVOKED", "stale"},
+	} {
+		resp, body := e.call(t, signed(fixture(t), event(step.id, step.name), testSecret, now))
+		if resp.StatusCode != http.StatusOK || body[step.outcome] != float64(1) {
+			t.Fatalf("%s without eventTime = %d %s, want 200 %s 1", step.name, resp.StatusCode, resp.Body, step.outcome)
+		}
+		if got := e.status(t); got != step.want {
+			t.Fatalf("after %s link status = %q, want %q", step.name, got, step.want)
+		}
+	}
+}
+
+// An authorisation dated 2099 is ordered at its arrival plus the signature
+// tolerance, so a revocation made later still applies; the eventTime as
+// sent stays on the event's record.
+func TestDynamoFarFutureEventTimeClamped(t *testing.T) {
+	at := now
+	client := dynamodb.NewFromConfig(awstest.Config(t))
+	table := awstest.Name(t, "links")
+	if err := linkstore.CreateTable(t.Context(), client, table); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	e := newEnvWith(t, linkstore.NewDynamo(client, table), clockAt(&at))
+	const future = "2099-01-01T00:00:00.000Z"
+	resp, body := e.call(t, signed(fixture(t), "["+consentEvent("ev-future", "consent_authorised", future)+"]", testSecret, at))
+	if resp.StatusCode != http.StatusOK || body["applied"] != float64(1) {
+		t.Fatalf("far-future authorisation = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+	l, err := e.store.GetLink(t.Context(), fixtureLink)
+	if err != nil {
+		t.Fatalf("GetLink: %v", err)
+	}
+	if want := now.Add(webhooksig.DefaultTolerance); len(l.Consents) != 1 || !l.Consents[0].EventTime.Equal(want) {
+		t.Errorf("consents = %+v, want one ordered at arrival + %s (%s)", l.Consents, webhooksig.DefaultTolerance, want)
+	}
+	if !strings.Contains(e.logs.String(), future) {
+		t.Errorf("logs do not show the eventTime as sent")
+	}
+	out, err := client.Scan(t.Context(), &dynamodb.ScanInput{
+		TableName:                 aws.String(table),
+		FilterExpression:          aws.String("rawEventTime = :raw"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":raw": &types.AttributeValueMemberS{Value: future}},
+	})
+	if err != nil || out.Count != 1 {
+		t.Errorf("event records holding the eventTime as sent = %v (%v), want 1", out.Count, err)
+	}
+
+	at = now.Add(10 * time.Minute)
+	revoke := "[" + consentEvent("ev-revoke", "consent_revoked", at.Format(time.RFC3339)) + "]"
+	resp, body = e.call(t, signed(fixture(t), revoke, testSecret, at))
+	if resp.StatusCode != http.StatusOK || body["applied"] != float64(1) {
+		t.Errorf("revocation after a far-future authorisation = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+	if got := e.status(t); got != "REVOKED" {
+		t.Errorf("link status = %q, want REVOKED", got)
 	}
 }

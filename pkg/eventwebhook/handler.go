@@ -95,8 +95,15 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		return httpapi.Error(http.StatusBadRequest, "invalid_event", "The body is not a Klavi event or array of events."), nil
 	}
 
+	receivedAt := h.now().UTC()
 	res := result{Received: len(evs)}
 	for _, ev := range evs {
+		at := ev.OrderTime(receivedAt, h.skew())
+		if !at.Equal(ev.EventTime) {
+			h.log.WarnContext(ctx, "event webhook: eventTime ahead of arrival, ordered by arrival plus the allowed skew",
+				"eventId", ev.EventID, "eventName", ev.EventName, "rawEventTime", ev.RawEventTime)
+			h.metric.Count("EventTimeClamped", 1)
+		}
 		changes, err := ev.Changes()
 		if err != nil {
 			// A signed event whose payload we cannot read is still recorded
@@ -105,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 			changes = []klavievent.Change{{Kind: klavievent.KindUnknown, EventID: ev.EventID, EventName: ev.EventName, EventTime: ev.EventTime}}
 		}
 		for i, c := range changes {
-			change := h.toStoreChange(c)
+			change := toStoreChange(c, at, ev.RawEventTime, receivedAt)
 			if len(changes) > 1 {
 				// One event can carry several consents; each is deduplicated
 				// on its own so a partial failure is retried safely.
@@ -133,12 +140,26 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	return httpapi.JSON(http.StatusOK, res), nil
 }
 
-func (h *Handler) toStoreChange(c klavievent.Change) linkstore.EventChange {
+// skew is how far ahead of our clock an eventTime may be: the clock
+// difference the signature check allows (its default when that check is
+// off).
+func (h *Handler) skew() time.Duration {
+	if t := h.cfg.Verifier.Tolerance; t > 0 {
+		return t
+	}
+	return webhooksig.DefaultTolerance
+}
+
+// toStoreChange builds the store's change from c, ordered at eventTime
+// (klavievent.Event.OrderTime: zero when Klavi sent none) and keeping the
+// eventTime as sent for the record.
+func toStoreChange(c klavievent.Change, eventTime time.Time, rawEventTime string, receivedAt time.Time) linkstore.EventChange {
 	ch := linkstore.EventChange{
 		EventID:         c.EventID,
 		EventName:       c.EventName,
-		EventTime:       c.EventTime,
-		ReceivedAt:      h.now().UTC(),
+		EventTime:       eventTime,
+		RawEventTime:    rawEventTime,
+		ReceivedAt:      receivedAt,
 		LinkID:          c.LinkID,
 		ConsentID:       c.ConsentID,
 		InstitutionCode: c.InstitutionCode,
@@ -153,10 +174,6 @@ func (h *Handler) toStoreChange(c klavievent.Change) linkstore.EventChange {
 		ch.TaxIDType, ch.TaxID = "personal", id.Bare()
 	} else if id, err := taxid.ParseCNPJ(c.BusinessTaxID); c.BusinessTaxID != "" && err == nil {
 		ch.TaxIDType, ch.TaxID = "business", id.Bare()
-	}
-	if ch.EventTime.IsZero() {
-		// Without eventTime, order by arrival.
-		ch.EventTime = ch.ReceivedAt
 	}
 	return ch
 }

@@ -27,7 +27,12 @@ import (
 const MaxEvents = 100
 
 // DerivedIDPrefix starts the id Parse gives an event that carries none:
-// the prefix and the first 16 bytes of the SHA-256 of the event's JSON.
+// the prefix and the first 16 bytes of the SHA-256 of the event's compact
+// JSON (json.Compact). The compact form, because the signature check
+// accepts a signature over it (Klavi's Node sample signs
+// JSON.stringify(body)): anyone holding a captured delivery can add
+// whitespace and keep the signature valid, and each such variant must still
+// be the same event, a duplicate.
 const DerivedIDPrefix = "sha256:"
 
 // Sentinel errors returned (wrapped) by Parse and Event.Changes.
@@ -53,7 +58,8 @@ type Event struct {
 	EventType string
 	// EventName is lower-cased and trimmed.
 	EventName string
-	// EventTime is in UTC; zero when eventTime is missing or unparseable.
+	// EventTime is in UTC, as sent; zero when eventTime is missing or
+	// unparseable. Order events by OrderTime, not by this.
 	EventTime time.Time
 	// RawEventTime is eventTime as sent, for logging when EventTime is zero.
 	RawEventTime string
@@ -137,10 +143,9 @@ func parseEvent(raw json.RawMessage) (Event, error) {
 	if errors.Is(err, ErrMissingEventID) {
 		// Kept rather than refused: a signed event Klavi cannot redeliver
 		// forever must not be lost over a missing id. The id is the hash of
-		// the event's own bytes, so a redelivery of the same bytes is still
-		// a duplicate.
-		sum := sha256.Sum256(raw)
-		id, err = DerivedIDPrefix+hex.EncodeToString(sum[:16]), nil
+		// the event's compact form, so a redelivery of the same event, with
+		// or without added whitespace, is still a duplicate.
+		id, err = derivedID(raw), nil
 	}
 	if err != nil {
 		return Event{}, err
@@ -160,6 +165,20 @@ func parseEvent(raw json.RawMessage) (Event, error) {
 		e.ExternalInfo = v
 	}
 	return e, nil
+}
+
+// derivedID is the id of an event without one (see DerivedIDPrefix). raw
+// is valid JSON.
+func derivedID(raw []byte) string {
+	var compact bytes.Buffer
+	compact.Grow(len(raw))
+	if json.Compact(&compact, raw) != nil {
+		// Cannot happen for valid JSON; hash the bytes as they are.
+		compact.Reset()
+		compact.Write(raw)
+	}
+	sum := sha256.Sum256(compact.Bytes())
+	return DerivedIDPrefix + hex.EncodeToString(sum[:16])
 }
 
 // eventID reads the event id from every key spelled eventId in any casing.
@@ -210,4 +229,25 @@ func parseTime(s string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// OrderTime is the time the event is ordered by against the other events
+// of its consent: its eventTime, but never later than arrival plus skew,
+// the clock difference the signature check allows between Klavi and us.
+// An eventTime further ahead is not a clock Klavi could have: left as
+// sent, an authorisation dated 2099 would make every later revocation,
+// expiry or deletion of its consent look stale forever.
+//
+// It is zero when the event has no eventTime. Such an event is not ordered
+// by its arrival: a replay arrives late too. The store orders it below any
+// event that has one, so it never replaces their state, and among events
+// without one by the consent lifecycle alone.
+func (e Event) OrderTime(arrival time.Time, skew time.Duration) time.Time {
+	if e.EventTime.IsZero() {
+		return time.Time{}
+	}
+	if limit := arrival.Add(skew).UTC(); e.EventTime.After(limit) {
+		return limit
+	}
+	return e.EventTime
 }

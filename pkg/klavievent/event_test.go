@@ -366,3 +366,61 @@ func TestParseDerivesMissingEventID(t *testing.T) {
 		t.Errorf("array with one id-less event = %v, %v", evs, err)
 	}
 }
+
+// The signature check accepts a signature over the compact form, so added
+// whitespace keeps a captured delivery valid: each variant of an event
+// without eventId must get the same id, and be a duplicate.
+func TestParseDerivedIDIgnoresWhitespace(t *testing.T) {
+	compact := `{"eventName":"consent_authorised","payload":{"linkId":"l1","consentId":"c1","note":"a b"}}`
+	variants := []string{
+		compact,
+		`{ "eventName": "consent_authorised", "payload": {"linkId":"l1", "consentId":"c1","note":"a b"} }`,
+		"{\n\t\"eventName\":\"consent_authorised\",\r\n\"payload\":{\"linkId\":\"l1\",\"consentId\":\"c1\",\"note\":\"a b\"}}\n",
+		`[` + compact + `]`,
+		"[ \n" + compact + " ]",
+	}
+	want := ""
+	for _, body := range variants {
+		evs, err := Parse([]byte(body))
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("Parse(%q) = %v, %v; want one event", body, evs, err)
+		}
+		if want == "" {
+			want = evs[0].EventID
+		}
+		if evs[0].EventID != want {
+			t.Errorf("Parse(%q) id = %q, want %q (the id of its compact form)", body, evs[0].EventID, want)
+		}
+	}
+	// Whitespace inside a string is content: another event.
+	evs, err := Parse([]byte(strings.Replace(compact, "a b", "a  b", 1)))
+	if err != nil || evs[0].EventID == want {
+		t.Errorf("an event differing inside a string got the same id (%v)", err)
+	}
+}
+
+func TestOrderTime(t *testing.T) {
+	arrival := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	const skew = 5 * time.Minute
+	tests := []struct {
+		name      string
+		eventTime time.Time
+		want      time.Time
+	}{
+		{"past", arrival.Add(-time.Hour), arrival.Add(-time.Hour)},
+		{"within the skew", arrival.Add(4 * time.Minute), arrival.Add(4 * time.Minute)},
+		{"far future", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), arrival.Add(skew)},
+		{"missing", time.Time{}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := Event{EventTime: tc.eventTime, RawEventTime: "as sent"}
+			if got := e.OrderTime(arrival, skew); !got.Equal(tc.want) {
+				t.Errorf("OrderTime = %v, want %v", got, tc.want)
+			}
+			if !e.EventTime.Equal(tc.eventTime) {
+				t.Errorf("OrderTime changed the event's own time")
+			}
+		})
+	}
+}

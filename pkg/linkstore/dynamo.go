@@ -242,7 +242,10 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 }
 
 // eventConsentUpdate sets the consent's status unless the consent already
-// holds a state from a later event (eventTime, then status rank). The
+// holds a state from a later event (eventTime, then status rank). An event
+// without eventTime is stored at the zero time, which sorts below every
+// real one: it never replaces a state set by an event that had one, and
+// among such events the rank alone decides. The
 // user's deletion is the exception both ways (see eventWins): it applies
 // whatever the consent holds, unless it is already deleted, and nothing
 // replaces it.

@@ -68,6 +68,7 @@ const (
 	attrSHA256           = "sha256"
 	attrReceivedAt       = "receivedAt"
 	attrEventName        = "eventName"
+	attrRawEventTime     = "rawEventTime"
 )
 
 type item = map[string]types.AttributeValue
@@ -228,6 +229,7 @@ func encodeEventMarker(e EventChange) item {
 	it[attrType] = str(ItemTypeEvent)
 	putIf(it, attrEventName, e.EventName)
 	putIf(it, attrLinkID, e.LinkID)
+	putIf(it, attrRawEventTime, e.RawEventTime)
 	it[attrReceivedAt] = timeValue(e.ReceivedAt)
 	it[TTLAttribute] = num(e.ReceivedAt.Add(e.EventTTL).Unix())
 	return it

@@ -10,7 +10,16 @@ import (
 type EventChange struct {
 	EventID   string
 	EventName string
+	// EventTime orders the consent events of a consent. Zero means the
+	// event has none: it then ranks below every event that has one, so it
+	// never replaces their state (a replay arrives late too, so arrival
+	// cannot order it), and among events without one the later state of
+	// the lifecycle wins.
 	EventTime time.Time
+	// RawEventTime is eventTime as Klavi sent it, kept on the event's
+	// record (the event item): EventTime may differ from it, when eventTime
+	// was unreadable or clamped to arrival.
+	RawEventTime string
 	// ReceivedAt is when the webhook received the event; the store's clock
 	// is used when it is zero.
 	ReceivedAt      time.Time

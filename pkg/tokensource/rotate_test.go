@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
@@ -125,19 +130,127 @@ func TestReloadSecretKey(t *testing.T) {
 	}
 	f.sm.set(credsID, `{"accessKey":"ak","secretKey":"rotated-secret"}`)
 
-	// Within MinKeyReload of the last read: no new read, the cached key.
+	// Within MinKeyReload of the last read: no new read.
 	f.clock.Advance(MinKeyReload / 2)
-	key, err := f.src.ReloadSecretKey(t.Context())
-	if err != nil || string(key) != secretKey || f.sm.getCount(credsID) != 1 {
-		t.Fatalf("early reload = %q, %v after %d reads; want the cached key and 1 read", key, err, f.sm.getCount(credsID))
+	if key, err := f.src.ReloadSecretKey(t.Context()); !errors.Is(err, ErrReloadTooSoon) || key != nil || f.sm.getCount(credsID) != 1 {
+		t.Fatalf("early reload = %q, %v after %d reads; want ErrReloadTooSoon and 1 read", key, err, f.sm.getCount(credsID))
+	}
+	if key, _ := f.src.SecretKey(t.Context()); string(key) != secretKey {
+		t.Fatalf("SecretKey after an early reload = %q, want the cached key", key)
 	}
 	// Later: one new read, the rotated key, then cached again.
 	f.clock.Advance(MinKeyReload)
-	key, err = f.src.ReloadSecretKey(t.Context())
+	key, err := f.src.ReloadSecretKey(t.Context())
 	if err != nil || string(key) != "rotated-secret" || f.sm.getCount(credsID) != 2 {
 		t.Fatalf("reload = %q, %v after %d reads; want the rotated key and 2 reads", key, err, f.sm.getCount(credsID))
 	}
 	if key, _ := f.src.SecretKey(t.Context()); string(key) != "rotated-secret" || f.sm.getCount(credsID) != 2 {
 		t.Errorf("after reload SecretKey = %q with %d reads; want the rotated key from memory", key, f.sm.getCount(credsID))
 	}
+}
+
+// The tests below run in a synctest bubble with the source on its default
+// clock (time.Now), so time moves only when the test sleeps.
+
+// newBubbleSource returns a source on the real clock over sm, with the key
+// already read once.
+func newBubbleSource(t *testing.T, sm *fakeSecrets) *Source {
+	t.Helper()
+	sm.set(credsID, credentialsJSON(t))
+	src, err := New(sm, &fakeAuth{}, Config{CredentialsSecretID: credsID, TokenSecretID: tokenID})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if key, err := src.SecretKey(t.Context()); err != nil || string(key) != secretKey {
+		t.Fatalf("SecretKey = %v, want the stored key", err)
+	}
+	return src
+}
+
+// A failed reload keeps the cached key, and the next read waits
+// MinKeyReload whatever the outcome of the last one.
+func TestReloadSecretKeyFailureKeepsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sm := newFakeSecrets()
+		src := newBubbleSource(t, sm)
+		var failing atomic.Bool
+		sm.getFn = func(_ context.Context, id string) (*secretsmanager.GetSecretValueOutput, error) {
+			if failing.Load() {
+				return nil, errors.New("throttled")
+			}
+			v, _ := sm.value(id)
+			return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v)}, nil
+		}
+		failing.Store(true)
+
+		time.Sleep(MinKeyReload)
+		if _, err := src.ReloadSecretKey(t.Context()); err == nil || errors.Is(err, ErrReloadTooSoon) {
+			t.Fatalf("reload with Secrets Manager failing = %v, want the read's error", err)
+		}
+		if key, err := src.SecretKey(t.Context()); err != nil || string(key) != secretKey {
+			t.Fatalf("SecretKey after a failed reload = %v (key kept: %v), want the cached key", err, string(key) == secretKey)
+		}
+		for range 100 {
+			if _, err := src.ReloadSecretKey(t.Context()); !errors.Is(err, ErrReloadTooSoon) {
+				t.Fatalf("reload right after a failed one = %v, want ErrReloadTooSoon", err)
+			}
+		}
+		if got := sm.getCount(credsID); got != 2 {
+			t.Fatalf("credentials reads = %d, want 2 (the first read and one failed reload)", got)
+		}
+
+		time.Sleep(MinKeyReload)
+		failing.Store(false)
+		if key, err := src.ReloadSecretKey(t.Context()); err != nil || string(key) != secretKey {
+			t.Fatalf("reload once Secrets Manager is back = %v, want the key", err)
+		}
+		if got := sm.getCount(credsID); got != 3 {
+			t.Errorf("credentials reads = %d, want 3", got)
+		}
+	})
+}
+
+// Concurrent reloads make one read between them.
+func TestReloadSecretKeyConcurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sm := newFakeSecrets()
+		src := newBubbleSource(t, sm)
+		time.Sleep(MinKeyReload)
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Go(func() { _, _ = src.ReloadSecretKey(t.Context()) })
+		}
+		wg.Wait()
+		if got := sm.getCount(credsID); got != 2 {
+			t.Errorf("credentials reads = %d, want 2 (the first read and one reload)", got)
+		}
+	})
+}
+
+// Credentials past their TTL are read again, but a failed read keeps them
+// in use and the next read waits MinKeyReload.
+func TestSecretKeyExpiredCacheDuringOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sm := newFakeSecrets()
+		src := newBubbleSource(t, sm)
+		sm.getFn = func(context.Context, string) (*secretsmanager.GetSecretValueOutput, error) {
+			return nil, errors.New("service unavailable")
+		}
+		time.Sleep(DefaultCredentialsTTL)
+		for range 50 {
+			if key, err := src.SecretKey(t.Context()); err != nil || string(key) != secretKey {
+				t.Fatalf("SecretKey past its TTL during an outage = %v (key kept: %v), want the held key", err, string(key) == secretKey)
+			}
+		}
+		if got := sm.getCount(credsID); got != 2 {
+			t.Fatalf("credentials reads = %d, want 2 (the first read and one failed refresh)", got)
+		}
+		time.Sleep(MinKeyReload)
+		if _, err := src.SecretKey(t.Context()); err != nil {
+			t.Fatalf("SecretKey = %v, want the held key", err)
+		}
+		if got := sm.getCount(credsID); got != 3 {
+			t.Errorf("credentials reads = %d, want 3 (one more try after MinKeyReload)", got)
+		}
+	})
 }

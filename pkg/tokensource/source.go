@@ -12,8 +12,9 @@
 // entry on one fixed, randomised TTL, while the token must be dropped when its
 // own expiresAt (part of the secret's content) comes near and at once after a
 // 401; it has no way to invalidate one entry; it remembers a failed refresh and
-// backs off before trying again, where a failed refresh here must let the next
-// caller retry; and each refresh calls DescribeSecret before GetSecretValue,
+// backs off before trying again, where a failed token refresh here must let
+// the next caller retry (a held secretKey is the exception: see
+// MinKeyReload); and each refresh calls DescribeSecret before GetSecretValue,
 // which doubles the reads and widens every function's IAM policy. What it
 // would save, a timestamp per value and a lock, is less than what it would
 // take to work around.
@@ -106,6 +107,10 @@ type Source struct {
 	rejected  string
 	creds     klavi.Credentials
 	credsRead time.Time // zero when no credentials are cached
+	// credsTried is when the credentials secret was last read, or a read
+	// started, whatever its outcome. While a key is held, reads are at most
+	// one per MinKeyReload from it (see ReloadSecretKey).
+	credsTried time.Time
 }
 
 var _ klavi.TokenSource = (*Source)(nil)
@@ -191,26 +196,41 @@ func (s *Source) SecretKey(ctx context.Context) ([]byte, error) {
 	return []byte(creds.SecretKey), nil
 }
 
-// MinKeyReload bounds how often ReloadSecretKey reads the credentials secret
-// again: a stream of badly signed requests must not become a stream of
-// Secrets Manager reads.
+// MinKeyReload bounds how often the credentials secret is read while a key
+// is held: a stream of badly signed requests, or a Secrets Manager outage,
+// must not become a stream of Secrets Manager reads.
 const MinKeyReload = 30 * time.Second
 
-// ReloadSecretKey reads the credentials secret again, unless it was read
-// less than MinKeyReload ago, and returns the secretKey. The webhooks call
-// it when a signature does not verify with the cached key: after the key is
-// rotated in the Klavi Console and the secret, warm instances would
-// otherwise reject every delivery until their cache expires.
+// ErrReloadTooSoon is returned by ReloadSecretKey when the credentials
+// secret was read, or a read was tried, less than MinKeyReload ago.
+var ErrReloadTooSoon = errors.New("secret key reloaded less than 30s ago")
+
+// ReloadSecretKey reads the credentials secret again and returns the
+// secretKey. The webhooks call it when a well-formed signature does not
+// verify with the cached key: after the key is rotated in the Klavi Console
+// and the secret, warm instances would otherwise reject every delivery until
+// their cache expires.
+//
+// Reads are bounded to one per MinKeyReload per instance, counted from the
+// last read or attempted read, failed or not; a call inside that window
+// reads nothing and returns ErrReloadTooSoon. The cached key stays in use
+// until a read succeeds, so a forged delivery can neither make genuine ones
+// wait for Secrets Manager nor, when a read fails, take their key away.
 func (s *Source) ReloadSecretKey(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
-	if !s.credsRead.IsZero() && s.cfg.Now().Before(s.credsRead.Add(MinKeyReload)) {
-		creds := s.creds
+	if !s.credsTried.IsZero() && s.cfg.Now().Before(s.credsTried.Add(MinKeyReload)) {
 		s.mu.Unlock()
-		return []byte(creds.SecretKey), nil
+		return nil, ErrReloadTooSoon
 	}
-	s.creds, s.credsRead = klavi.Credentials{}, time.Time{}
+	// Claim the window before reading, so that concurrent callers do not
+	// all read.
+	s.credsTried = s.cfg.Now()
 	s.mu.Unlock()
-	return s.SecretKey(ctx)
+	v, err := s.shared(ctx, "credentials", s.readCredentials)
+	if err != nil {
+		return nil, fmt.Errorf("reload secret key: %w", err)
+	}
+	return []byte(v.(klavi.Credentials).SecretKey), nil
 }
 
 // Rotate gets a new token from Klavi /auth, stores it in the token secret and
@@ -396,16 +416,30 @@ func (s *Source) authenticate(ctx context.Context) (string, time.Time, error) {
 
 // credentials returns the cached credentials or reads the credentials
 // secret. fromMemory reports whether they came from the cache.
+//
+// Credentials past CredentialsTTL are read again, but while they are held
+// the secret is read at most once per MinKeyReload, and a failed read keeps
+// them in use: an expired cache during a Secrets Manager outage must not
+// turn every webhook delivery into a read and a 503. Without credentials
+// there is nothing to serve, so a failed read is not remembered and the
+// next call tries again.
 func (s *Source) credentials(ctx context.Context) (creds klavi.Credentials, fromMemory bool, err error) {
 	s.mu.Lock()
-	if !s.credsRead.IsZero() && s.cfg.Now().Before(s.credsRead.Add(s.cfg.CredentialsTTL)) {
+	held := !s.credsRead.IsZero()
+	now := s.cfg.Now()
+	if held && (now.Before(s.credsRead.Add(s.cfg.CredentialsTTL)) || now.Before(s.credsTried.Add(MinKeyReload))) {
 		creds = s.creds
 		s.mu.Unlock()
 		return creds, true, nil
 	}
+	old := s.creds
+	s.credsTried = now
 	s.mu.Unlock()
 	v, err := s.shared(ctx, "credentials", s.readCredentials)
 	if err != nil {
+		if held {
+			return old, true, nil
+		}
 		return klavi.Credentials{}, false, err
 	}
 	return v.(klavi.Credentials), false, nil

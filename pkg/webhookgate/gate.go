@@ -28,8 +28,9 @@ type SecretKeySource interface {
 }
 
 // keyReloader is the optional part of a SecretKeySource that reads the key
-// again, past its cache (rate limited by the source). A rotated secretKey
-// then takes effect on the first delivery signed with it.
+// again, past its cache. A rotated secretKey then takes effect on the first
+// delivery signed with it. The source bounds the reads and keeps the cached
+// key when a read fails; an error leaves the delivery rejected.
 type keyReloader interface {
 	ReloadSecretKey(ctx context.Context) ([]byte, error)
 }
@@ -89,7 +90,10 @@ func (g *Gate) Admit(ctx context.Context, req httpapi.Request) Admission {
 	}
 	ts := httpapi.Header(req, webhooksig.TimestampHeader)
 	err = g.Verifier.Verify(key, body, sig, ts)
-	if r, ok := g.Keys.(keyReloader); ok && errors.Is(err, webhooksig.ErrInvalidSignature) {
+	// Only a signature as Klavi writes it, with a timestamp in tolerance,
+	// may cost a key reload (itself bounded by the source): after a key
+	// rotation that is what a genuine delivery looks like.
+	if r, ok := g.Keys.(keyReloader); ok && errors.Is(err, webhooksig.ErrInvalidSignature) && webhooksig.WellFormed(sig) {
 		if fresh, rerr := r.ReloadSecretKey(ctx); rerr == nil && !bytes.Equal(fresh, key) {
 			log.InfoContext(ctx, "webhook: signature key changed, verifying with the new key")
 			err = g.Verifier.Verify(fresh, body, sig, ts)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,4 +110,67 @@ func TestAdmitRotatedKey(t *testing.T) {
 	if in := g.Admit(t.Context(), request(`{"a":1}`, "forged", "")); in.Reject == nil || in.Reject.StatusCode != http.StatusUnauthorized {
 		t.Errorf("forged delivery admitted")
 	}
+}
+
+// Only a failed signature written as Klavi writes it (64 lowercase hex
+// digits, timestamp in tolerance) asks for a key reload; junk costs none.
+func TestAdmitReloadsOnlyForWellFormedSignatures(t *testing.T) {
+	body := `{"a":1}`
+	sig, _ := webhooksig.Sign([]byte("forged"), []byte(body), now)
+	tests := []struct {
+		name    string
+		sig     string
+		ts      time.Time
+		reloads int
+	}{
+		{"well-formed", sig, now, 1},
+		{"upper-case hex", strings.ToUpper(sig), now, 0},
+		{"sha256= prefix", "sha256=" + sig, now, 0},
+		{"short", sig[:40], now, 0},
+		{"not hex", strings.Repeat("z", 64), now, 0},
+		{"stale timestamp", sig, now.Add(-time.Hour), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			keys := &rotatingKeys{cached: "old", current: "new"}
+			g := &Gate{Webhook: "events", MaxBody: 1 << 10, Keys: keys, Verifier: webhooksig.Verifier{Now: func() time.Time { return now }}}
+			req := request(body, "", "")
+			req.Headers["X-Klavi-Signature"] = tc.sig
+			req.Headers["X-Klavi-Timestamp"] = strconv.FormatInt(tc.ts.Unix(), 10)
+			if in := g.Admit(t.Context(), req); in.Reject == nil || in.Reject.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("forged delivery: admission %+v, want 401", in)
+			}
+			if keys.reloads != tc.reloads {
+				t.Errorf("key reloads = %d, want %d", keys.reloads, tc.reloads)
+			}
+		})
+	}
+}
+
+// A reload that fails leaves the delivery rejected and the cached key in
+// use for the next one.
+func TestAdmitReloadFailure(t *testing.T) {
+	keys := &failingReload{key: "secret"}
+	g := &Gate{Webhook: "events", MaxBody: 1 << 10, Keys: keys, Verifier: webhooksig.Verifier{Now: func() time.Time { return now }}}
+	if in := g.Admit(t.Context(), request(`{"a":1}`, "forged", "")); in.Reject == nil || in.Reject.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged delivery with a failing reload: %+v, want 401", in)
+	}
+	if in := g.Admit(t.Context(), request(`{"a":1}`, "secret", "")); in.Reject != nil {
+		t.Fatalf("genuine delivery after a failed reload: %d %s, want admitted", in.Reject.StatusCode, in.Reject.Body)
+	}
+	if keys.reloads != 1 {
+		t.Errorf("reloads = %d, want 1", keys.reloads)
+	}
+}
+
+type failingReload struct {
+	key     string
+	reloads int
+}
+
+func (f *failingReload) SecretKey(context.Context) ([]byte, error) { return []byte(f.key), nil }
+
+func (f *failingReload) ReloadSecretKey(context.Context) ([]byte, error) {
+	f.reloads++
+	return nil, errors.New("throttled")
 }

@@ -6,6 +6,12 @@
 //	X-Klavi-Signature: lowercase hex of HMAC-SHA256(key = secretKey, message = body)
 //	X-Klavi-Timestamp: Unix seconds
 //
+// The HMAC covers the body only, not X-Klavi-Timestamp: anyone holding a
+// captured delivery can send it again under a fresh timestamp. The
+// timestamp check therefore catches stale clocks and careless resends, not
+// replays; those are stopped where the body is applied (event ids, event
+// times, report ids).
+//
 // Klavi's documentation describes the message as the request body, but its own
 // Node sample recomputes the HMAC over JSON.stringify(body), that is over a
 // compact re-serialisation. Verify therefore accepts a signature over the exact
@@ -150,6 +156,22 @@ func (v Verifier) checkTimestamp(timestamp string) error {
 		return ErrStaleTimestamp
 	}
 	return nil
+}
+
+// WellFormed reports whether signature is written the way Klavi writes it:
+// exactly 64 lowercase hex digits, no prefix, no space. Verify accepts more;
+// the webhooks use WellFormed to decide whether a failed signature is worth
+// re-reading the key for, so that junk signatures cost nothing.
+func WellFormed(signature string) bool {
+	if len(signature) != hex.EncodedLen(signatureSize) {
+		return false
+	}
+	for i := range len(signature) {
+		if c := signature[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeSignature decodes a hex HMAC-SHA256, optionally prefixed with

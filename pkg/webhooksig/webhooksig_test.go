@@ -408,3 +408,23 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestWellFormed(t *testing.T) {
+	sig, _ := webhooksig.Sign([]byte("k"), []byte("{}"), time.Unix(0, 0))
+	tests := map[string]bool{
+		sig:                     true,
+		strings.ToUpper(sig):    false,
+		"sha256=" + sig:         false,
+		" " + sig:               false,
+		sig[:63]:                false,
+		sig + "0":               false,
+		strings.Repeat("g", 64): false,
+		"":                      false,
+		strings.Repeat("0", 64): true,
+	}
+	for in, want := range tests {
+		if got := webhooksig.WellFormed(in); got != want {
+			t.Errorf("WellFormed(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

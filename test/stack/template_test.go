@@ -103,6 +103,69 @@ func TestTemplateProperties(t *testing.T) {
 		}
 	})
 
+	t.Run("webhook routes throttled apart and watched", func(t *testing.T) {
+		stage := props(t, res, "HttpApiStage")
+		defaults, _ := stage["DefaultRouteSettings"].(map[string]any)
+		if defaults["ThrottlingBurstLimit"] == nil || !cmp.Equal(defaults["ThrottlingRateLimit"], map[string]any{"Ref": "ThrottlingRateLimit"}) {
+			t.Errorf("DefaultRouteSettings = %v, want the frontend throttle parameters", defaults)
+		}
+		webhook := map[string]any{
+			"ThrottlingBurstLimit":   map[string]any{"Ref": "WebhookThrottlingBurstLimit"},
+			"ThrottlingRateLimit":    map[string]any{"Ref": "WebhookThrottlingRateLimit"},
+			"DetailedMetricsEnabled": true,
+		}
+		want := map[string]any{}
+		for key, r := range routes(t, res, map[string]bool{"HasJwtIssuer": true}) {
+			if r.Auth == "NONE" {
+				want[key] = webhook
+			}
+		}
+		if len(want) != 2 {
+			t.Fatalf("webhook routes = %v, want the two Klavi webhooks", want)
+		}
+		if diff := cmp.Diff(want, stage["RouteSettings"]); diff != "" {
+			t.Errorf("stage RouteSettings (-want +got):\n%s", diff)
+		}
+		deps, _ := res["HttpApiStage"]["DependsOn"].([]any)
+		for _, id := range []string{"EventWebhookRoute", "ReportWebhookRoute"} {
+			if !slices.Contains(deps, any(id)) {
+				t.Errorf("HttpApiStage DependsOn = %v, want %s (RouteSettings name it)", deps, id)
+			}
+		}
+
+		filter, _ := props(t, res, "WebhookThrottledFilter")["FilterPattern"].(string)
+		for _, part := range []string{`"POST /webhooks/klavi/events"`, `"POST /webhooks/klavi/reports"`, "$.status = 429"} {
+			if !strings.Contains(filter, part) {
+				t.Errorf("WebhookThrottledFilter pattern %q lacks %s", filter, part)
+			}
+		}
+		if got := props(t, res, "WebhookThrottledAlarm")["MetricName"]; got != "WebhookThrottled" {
+			t.Errorf("WebhookThrottledAlarm watches %v, want WebhookThrottled", got)
+		}
+		var resources []string
+		metrics, _ := props(t, res, "WebhookClientErrorsAlarm")["Metrics"].([]any)
+		for _, m := range metrics {
+			stat, _ := m.(map[string]any)["MetricStat"].(map[string]any)
+			metric, _ := stat["Metric"].(map[string]any)
+			if metric == nil {
+				continue
+			}
+			if metric["Namespace"] != "AWS/ApiGateway" || metric["MetricName"] != "4xx" {
+				t.Errorf("WebhookClientErrorsAlarm metric %v, want AWS/ApiGateway 4xx", metric)
+			}
+			dims, _ := metric["Dimensions"].([]any)
+			for _, d := range dims {
+				if d := d.(map[string]any); d["Name"] == "Resource" {
+					resources = append(resources, d["Value"].(string))
+				}
+			}
+		}
+		slices.Sort(resources)
+		if diff := cmp.Diff([]string{"/webhooks/klavi/events", "/webhooks/klavi/reports"}, resources); diff != "" {
+			t.Errorf("WebhookClientErrorsAlarm routes (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("access log feeds the metric filters", func(t *testing.T) {
 		settings, _ := props(t, res, "HttpApiStage")["AccessLogSettings"].(map[string]any)
 		format, _ := settings["Format"].(string)
