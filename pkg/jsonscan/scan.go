@@ -420,6 +420,16 @@ func Unquote(dst []byte, b []byte, i int) ([]byte, int, error) {
 		case c == '"':
 			return dst[:w], i + 1, nil
 		case c == '\\':
+			// The two-byte escapes (\" and \n above all, in an event
+			// carrying pretty-printed JSON) decode to one byte.
+			if i+1 < len(b) && w < len(dst) {
+				if e := unescape[b[i+1]]; e != 0 {
+					dst[w] = e
+					w++
+					i += 2
+					continue
+				}
+			}
 			n, ok := escapeLen(b, i)
 			if !ok {
 				return dst[:w], i, syntaxError(i)
