@@ -39,5 +39,6 @@ func main() {
 		Logger:    app.Logger,
 		Metrics:   app.Metrics,
 	})
-	lambda.Start(h.Handle)
+	// h is a lambda.Handler: it reads the event from the payload bytes itself.
+	lambda.Start(h)
 }

@@ -17,6 +17,8 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/jsonscan"
 )
 
 var (
@@ -49,23 +51,46 @@ type Envelope struct {
 	ExternalInfo json.RawMessage
 }
 
-// envelopeJSON names only the envelope keys. json.Unmarshal skips every
-// other key, the product data included, by scanning it without allocating,
-// and it checks that the whole body is valid JSON first, so a truncated
-// report is rejected here rather than stored. A json.Decoder token walk was
-// measured as the alternative and allocates far more: it copies the body
-// into its buffer and allocates every skipped string token (see
-// BenchmarkParseEnvelopeDecoderWalk5MB).
+// envelopeJSON holds the envelope fields with the types that give them
+// their rules (numbers or strings for ids and the code). ParseEnvelope
+// decodes into it one field at a time, with encoding/json, only the values
+// of envelope keys: those are a few bytes, and decoding each with the
+// standard library keeps its rules for nulls, repeated keys and types.
 type envelopeJSON struct {
-	Code              reportCode      `json:"code"`
-	Message           string          `json:"message"`
-	RequestID         flexID          `json:"requestId"`
-	ProductName       string          `json:"productName"`
-	ProductVersion    string          `json:"productVersion"`
-	ProductReportID   flexID          `json:"productReportId"`
-	ProductReportTime string          `json:"productReportTime"`
-	Links             []linkJSON      `json:"links"`
-	ExternalInfo      json.RawMessage `json:"externalInfo"`
+	Code              reportCode
+	Message           string
+	RequestID         flexID
+	ProductName       string
+	ProductVersion    string
+	ProductReportID   flexID
+	ProductReportTime string
+	Links             []linkJSON
+	ExternalInfo      json.RawMessage
+}
+
+// field returns the field a top-level key names, matched as encoding/json
+// matches keys to struct tags (case-insensitively), and its name; nil for a
+// key that is not part of the envelope.
+func (e *envelopeJSON) field(key []byte) (any, string) {
+	for _, f := range [...]struct {
+		name string
+		ptr  any
+	}{
+		{"productReportId", &e.ProductReportID},
+		{"productName", &e.ProductName},
+		{"requestId", &e.RequestID},
+		{"code", &e.Code},
+		{"links", &e.Links},
+		{"message", &e.Message},
+		{"productVersion", &e.ProductVersion},
+		{"productReportTime", &e.ProductReportTime},
+		{"externalInfo", &e.ExternalInfo},
+	} {
+		if jsonscan.KeyIs(key, f.name) {
+			return f.ptr, f.name
+		}
+	}
+	return nil, ""
 }
 
 type linkJSON struct {
@@ -83,9 +108,35 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if first := firstNonSpace(body); first != '{' {
 		return Envelope{}, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
+	// One pass over the body: jsonscan checks the syntax of every value and
+	// skips those outside the envelope without decoding them, so a
+	// truncated report is rejected here rather than stored.
 	var raw envelopeJSON
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return Envelope{}, malformed(err)
+	var typeErr error
+	end, err := jsonscan.Members(body, 0, 0, func(key []byte, at int) (int, error) {
+		end, err := jsonscan.SkipValue(body, at, 1)
+		if err != nil {
+			return end, err
+		}
+		if ptr, name := raw.field(key); ptr != nil && typeErr == nil {
+			if err := json.Unmarshal(body[at:end], ptr); err != nil {
+				// Only the field name, which is ours: a type error's
+				// text can quote input.
+				typeErr = fmt.Errorf("%w: field %s has the wrong type", ErrMalformed, name)
+			}
+		}
+		return end, nil
+	})
+	if err == nil {
+		if end = jsonscan.SkipSpace(body, end); end < len(body) {
+			err = &jsonscan.SyntaxError{Offset: end}
+		}
+	}
+	if err != nil {
+		return Envelope{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if typeErr != nil {
+		return Envelope{}, typeErr
 	}
 	env := Envelope{
 		Code:              int(raw.Code),
@@ -104,21 +155,6 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		return env, ErrMissingReportID
 	}
 	return env, nil
-}
-
-// malformed turns a json error into ErrMalformed without its message: the
-// json package quotes offending input characters in its messages.
-func malformed(err error) error {
-	var syntaxErr *json.SyntaxError
-	if errors.As(err, &syntaxErr) {
-		return fmt.Errorf("%w: invalid JSON at byte %d", ErrMalformed, syntaxErr.Offset)
-	}
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		// Field is built from this package's struct tags, never from input.
-		return fmt.Errorf("%w: field %s has the wrong type", ErrMalformed, typeErr.Field)
-	}
-	return fmt.Errorf("%w: wrong JSON type", ErrMalformed)
 }
 
 func linkIDs(links []linkJSON) []string {

@@ -7,10 +7,16 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 )
 
-// FuzzParseEnvelope checks that any input either yields an envelope from
+// FuzzParseEnvelope holds the one-pass envelope reader to encoding/json
+// (OracleParseEnvelope, json.Unmarshal into the envelope struct): the same
+// inputs accepted, the same error class for the rejected ones, the same
+// fields. It also checks that any input either yields an envelope from
 // valid JSON with a report id, or an error of a fixed form that never
 // carries input, and that the input is never modified. The seed corpus is
 // in testdata/fuzz/FuzzParseEnvelope.
@@ -21,6 +27,13 @@ func FuzzParseEnvelope(f *testing.F) {
 		env, err := klavireport.ParseEnvelope(body)
 		if !bytes.Equal(body, orig) {
 			t.Fatalf("ParseEnvelope() modified its input")
+		}
+		want, wantErr := klavireport.OracleParseEnvelope(body)
+		if errClass(err) != errClass(wantErr) {
+			t.Fatalf("ParseEnvelope() error = %v, encoding/json gives %v", err, wantErr)
+		}
+		if diff := cmp.Diff(want, env, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("ParseEnvelope() differs from encoding/json (-json +one-pass):\n%s", diff)
 		}
 		if !json.Valid(body) && !errors.Is(err, klavireport.ErrMalformed) {
 			t.Fatalf("ParseEnvelope(invalid JSON) error = %v, want %v", err, klavireport.ErrMalformed)
@@ -49,4 +62,18 @@ func FuzzParseEnvelope(f *testing.F) {
 			t.Fatalf("LinkIDs holds an empty id")
 		}
 	})
+}
+
+// errClass names the outcome of a parse: accepted, malformed or without a
+// report id.
+func errClass(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, klavireport.ErrMissingReportID):
+		return "missing report id"
+	case errors.Is(err, klavireport.ErrMalformed):
+		return "malformed"
+	}
+	return "other: " + err.Error()
 }

@@ -102,7 +102,7 @@ func createLink(t *testing.T, s interface {
 	}
 }
 
-func fixture(t *testing.T) httpapi.Request {
+func fixture(t testing.TB) httpapi.Request {
 	t.Helper()
 	raw, err := os.ReadFile("../../events/report-webhook-report.json")
 	if err != nil {
@@ -126,11 +126,21 @@ func signed(req httpapi.Request, body []byte, secret string) httpapi.Request {
 	return req
 }
 
+// call delivers req the way Lambda does in production: as the event's
+// payload bytes, through Invoke.
 func (e *env) call(t *testing.T, req httpapi.Request) (httpapi.Response, map[string]any) {
 	t.Helper()
-	resp, err := e.h.Handle(t.Context(), req)
+	payload, err := json.Marshal(req)
 	if err != nil {
-		t.Fatalf("Handle returned error %v; handlers answer with a status", err)
+		t.Fatalf("encode event: %v", err)
+	}
+	out, err := e.h.Invoke(t.Context(), payload)
+	if err != nil {
+		t.Fatalf("Invoke returned error %v; handlers answer with a status", err)
+	}
+	var resp httpapi.Response
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("Invoke answered %q, not an HTTP API response: %v", out, err)
 	}
 	var body map[string]any
 	if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
