@@ -9,13 +9,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/s3lite"
 )
 
 func main() {
@@ -33,8 +33,7 @@ func main() {
 		lambdaapp.Fatal(app.Logger, "start report-request", err)
 	}
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
-	// s3lite rather than the SDK's S3 client: see pkg/s3lite.
-	objects := reportstore.New(s3lite.New(app.AWS), app.Config.ReportsBucket, reportstore.Options{})
+	objects := reportstore.New(s3.NewFromConfig(app.AWS, lambdaapp.S3Options), app.Config.ReportsBucket, reportstore.Options{})
 	h := reportrequest.New(kc, store, objects, reportrequest.Config{
 		Products:         app.Config.ReportProducts,
 		AutoRequest:      app.Config.AutoRequestReports,

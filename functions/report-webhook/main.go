@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/s3lite"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
@@ -30,8 +30,7 @@ func main() {
 	if err != nil {
 		lambdaapp.Fatal(app.Logger, "start report-webhook", err)
 	}
-	// s3lite rather than the SDK's S3 client: see pkg/s3lite.
-	objects := reportstore.New(s3lite.New(app.AWS), app.Config.ReportsBucket, reportstore.Options{})
+	objects := reportstore.New(s3.NewFromConfig(app.AWS, lambdaapp.S3Options), app.Config.ReportsBucket, reportstore.Options{})
 	links := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
 	h := reportwebhook.New(keys, objects, links, reportwebhook.Config{
 		SourceIPs: app.Config.SourceIPs,

@@ -1,14 +1,16 @@
 // Package lambdaapp builds, once per cold start, what every function of the
-// project shares: configuration from the environment, the AWS configuration,
-// the JSON logger carrying the Lambda request id, the metrics recorder, the
-// shared Klavi token source and the Klavi client.
+// project shares: configuration from the environment, the SDK's standard AWS
+// configuration, the JSON logger carrying the Lambda request id, the metrics
+// recorder, the shared Klavi token source and the Klavi client.
 //
-// Each functions/<name>/main.go calls Load, takes what it needs, builds its
-// handler and starts the Lambda runtime. Nothing here runs per request.
+// Each functions/<name>/main.go calls Load, builds the SDK clients it needs
+// from App.AWS with the SDK's own NewFromConfig, builds its handler and
+// starts the Lambda runtime. Nothing here runs per request.
 package lambdaapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
@@ -35,17 +39,42 @@ type App struct {
 
 // Load reads the environment (failing on any missing required variable) and
 // the AWS configuration. service names the function in metrics.
-func Load(_ context.Context, service string, required ...string) (*App, error) {
+//
+// The AWS configuration is the SDK's standard one (config.LoadDefaultConfig):
+// the execution role's credentials, AWS_REGION, AWS_ENDPOINT_URL and
+// AWS_ENDPOINT_URL_<SERVICE>, retry mode and attempts, so tests and local
+// runs point the same binaries at an emulator with the same settings.
+func Load(ctx context.Context, service string, required ...string) (*App, error) {
 	logger := lambdacontext.NewLogger().With("service", service)
 	cfg, err := appconfig.Load(os.Getenv, required...)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := awsConfig(os.Getenv)
+	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	// Lambda always sets AWS_REGION; without it every AWS call would fail,
+	// so the function refuses to start and says why.
+	if awsCfg.Region == "" {
+		return nil, errors.New("load AWS configuration: no region (AWS_REGION is not set)")
+	}
 	return &App{Config: cfg, AWS: awsCfg, Logger: logger, Metrics: metrics.New(os.Stdout, service)}, nil
+}
+
+// S3Options are the options every function builds its S3 client with:
+// s3.NewFromConfig(app.AWS, lambdaapp.S3Options).
+//
+// With an endpoint configured (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3,
+// only ever an emulator or a local run), requests use path-style URLs:
+// emulators served under a host name such as localhost or a container name
+// cannot answer for bucket subdomains. The SDK already chooses path style
+// for an endpoint given as an IP address. Without an endpoint (AWS itself)
+// addressing stays the SDK's virtual-hosted default.
+func S3Options(o *s3.Options) {
+	if o.BaseEndpoint != nil {
+		o.UsePathStyle = true
+	}
 }
 
 // Fatal logs why the function cannot start and exits. Only main calls it.

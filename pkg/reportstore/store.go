@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 )
 
 var (
@@ -109,7 +110,8 @@ type PutResult struct {
 // persists, never ErrExists, because the other write may yet fail.
 //
 // The body is sent from o.Body without a copy, with its SHA-256 for S3 to
-// verify, so a report is either stored whole or not at all. Errors name
+// verify, so a report is either stored whole or not at all; that one hash
+// is the only pass over the body besides sending it (see signPayload). Errors name
 // the bucket and key, never body content.
 func (s *Store) Put(ctx context.Context, o Object) (PutResult, error) {
 	if err := checkKey(o.Key); err != nil {
@@ -126,8 +128,12 @@ func (s *Store) Put(ctx context.Context, o Object) (PutResult, error) {
 		ContentLength: aws.Int64(res.Bytes),
 		ContentType:   aws.String("application/json"),
 		IfNoneMatch:   aws.String("*"),
-		// With the value given, the SDK sends it rather than computing a
-		// checksum of its own, and S3 rejects a body that does not match.
+		// The SHA-256 is owed anyway (the report record carries it), so it
+		// is also the object's checksum rather than a cheaper CRC32C or
+		// CRC64NVME, which would be a second pass over the body. With the
+		// value given the SDK sends it instead of computing the checksum
+		// its default (RequestChecksumCalculation WhenSupported) would add,
+		// and S3 rejects a body that does not match.
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		ChecksumSHA256:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 		Metadata:          metadata(o, res.SHA256),
@@ -141,10 +147,10 @@ func (s *Store) Put(ctx context.Context, o Object) (PutResult, error) {
 		in.BucketKeyEnabled = aws.Bool(true)
 	}
 
-	err := s.put(ctx, in, o.Body)
+	err := s.put(ctx, in, o.Body, res.SHA256)
 	if errors.Is(err, ErrConflict) {
 		if err = wait(ctx, s.opts.ConflictRetryDelay); err == nil {
-			err = s.put(ctx, in, o.Body)
+			err = s.put(ctx, in, o.Body, res.SHA256)
 		}
 	}
 	if err != nil {
@@ -153,16 +159,27 @@ func (s *Store) Put(ctx context.Context, o Object) (PutResult, error) {
 	return res, nil
 }
 
-// unsignedPayload skips the SigV4 hash of the body, a second full pass over
-// megabytes: S3 already verifies the body against ChecksumSHA256, and the
-// bucket only accepts TLS.
-func unsignedPayload(o *s3.Options) {
-	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+// signPayload hands SigV4 the SHA-256 Put already computed, so the SDK
+// signs the body without reading it again; over TLS it would otherwise send
+// UNSIGNED-PAYLOAD, and over plain HTTP (an emulator) hash the whole body a
+// second time. The SDK skips its own payload hash when one is in the context
+// (v4.SetPayloadHash), and computes no checksum of its own when the request
+// carries one (x-amz-checksum-sha256), so the body is read once, by the HTTP
+// transport.
+func signPayload(sha256Hex string) func(*s3.Options) {
+	mw := middleware.FinalizeMiddlewareFunc("ReportPayloadHash", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		return next.HandleFinalize(v4.SetPayloadHash(ctx, sha256Hex), in)
+	})
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(mw, middleware.Before)
+		})
+	}
 }
 
-func (s *Store) put(ctx context.Context, in *s3.PutObjectInput, body []byte) error {
+func (s *Store) put(ctx context.Context, in *s3.PutObjectInput, body []byte, sha256Hex string) error {
 	in.Body = bytes.NewReader(body)
-	_, err := s.client.PutObject(ctx, in, unsignedPayload)
+	_, err := s.client.PutObject(ctx, in, signPayload(sha256Hex))
 	switch {
 	case err == nil:
 		return nil

@@ -4,11 +4,12 @@
 // token-refresh schedule runs.
 //
 // The handlers are wired as functions/*/main.go and pkg/lambdaapp wire them
-// (linkstore.NewDynamo, reportstore over s3lite, the shared tokensource over
-// Secrets Manager, the Klavi client authenticating through it). AWS calls go
-// through a counting proxy (internal/faultproxy) in front of the emulator
-// (internal/awstest), Klavi calls through a second one in front of the Klavi
-// simulator (internal/klavisim); counts are read at the proxies, so they are what
+// (config.LoadDefaultConfig, linkstore.NewDynamo, reportstore over the SDK's
+// S3 client, the shared tokensource over Secrets Manager, the Klavi client
+// authenticating through it). AWS calls go through a counting proxy
+// (internal/faultproxy) in front of the emulator (internal/awstest), Klavi
+// calls through a second one in front of the Klavi simulator
+// (internal/klavisim); counts are read at the proxies, so they are what
 // left the process, retries included. Setup and checks bypass the proxies.
 //
 //	go test ./test/perf/                                        # the bars, as counts

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -23,9 +24,9 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/s3lite"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
 )
 
@@ -194,17 +195,20 @@ type instance struct {
 }
 
 // newInstance wires an instance as lambdaapp.Load, App.Tokens, App.Klavi
-// and the functions' main do. The AWS configuration is built the way
-// lambdaapp builds it from the Lambda environment (a plain aws.Config with
-// a static credentials cache and AWS_ENDPOINT_URL as BaseEndpoint), so no
-// loader option can resolve the endpoint around the proxy.
+// and the functions' main do: config.LoadDefaultConfig, the SDK's own
+// clients. The endpoint is a load option (config.WithBaseEndpoint), as
+// AWS_ENDPOINT_URL is for the functions, so the clients resolve it to the
+// proxy.
 func (d *deployment) newInstance(tb testing.TB) *instance {
 	tb.Helper()
 	p, url := serveProxy(tb, d.awsEndpoint)
-	cfg := aws.Config{
-		Region:       awstest.Region,
-		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
-		BaseEndpoint: aws.String(url),
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(awstest.Region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		config.WithBaseEndpoint(url),
+	)
+	if err != nil {
+		tb.Fatalf("load AWS config: %v", err)
 	}
 	authClient, err := klavi.New(d.klaviURL)
 	if err != nil {
@@ -227,7 +231,7 @@ func (d *deployment) newInstance(tb testing.TB) *instance {
 		tokens:  src,
 		klavi:   kc,
 		links:   linkstore.NewDynamo(dynamodb.NewFromConfig(cfg), d.table),
-		reports: reportstore.New(s3lite.New(cfg), d.bucket, reportstore.Options{}),
+		reports: reportstore.New(s3.NewFromConfig(cfg, lambdaapp.S3Options), d.bucket, reportstore.Options{}),
 	}
 }
 
