@@ -1,23 +1,44 @@
-// Package linkapi serves the frontend's link routes of the HTTP API:
+// Package linkapi serves the link routes of the HTTP API, the links-api
+// function:
 //
-//	POST /links            create a Klavi link for an end user
-//	GET  /links/{linkId}   the link view: status, consents, report requests, reports
+//	POST /links                    create a Klavi link for an end user
+//	GET  /links/{linkId}           the link view: status, consents, report requests, reports
+//	POST /links/{linkId}/reports   request the link's reports now (package reports)
 //
-// The handler is plain logic over two small interfaces (Klavi and the link
-// store) so the Lambda function, the local development server and the tests
-// all run the same code.
+// The handler is plain logic over small interfaces (Klavi, the link store
+// and the report service) so the Lambda function, the local development
+// server and the tests all run the same code.
 //
 // # Ownership
 //
 // POST /links stores the caller's identity as the link's owner
 // (httpapi.Caller: the JWT's sub claim, else the IAM user ARN). GET
-// /links/{linkId}, and POST /links/{linkId}/reports in package
-// reportrequest, answer a link owned by someone else exactly as an unknown
-// id: 404 link_not_found. A link without an owner is readable by any
+// /links/{linkId} and POST /links/{linkId}/reports answer a link owned by
+// someone else exactly as an unknown id: 404 link_not_found. A link without an owner is readable by any
 // caller the API's authorizer let through: those are links first seen in a
 // Klavi event (the event webhook may create a link before, or instead of,
 // POST /links) and links created without an authorizer, as on the local
 // development server.
+//
+// # Manual report requests
+//
+// POST /links/{linkId}/reports makes one request per AUTHORISED consent of
+// the link, with trigger "manual" (reports.Service.RequestForLink: not
+// deduplicated, the consents' automatic requests untouched). The optional
+// body {"products":[...]} (at most 30 names matching ^[a-z0-9_]+$, or
+// "all" alone; repeats dropped) replaces the configured products.
+//
+// Answers: 202 {"requests":[{"requestId","consentId","institutionCode",
+// "products"}]}, plus "failures" (consentId, institutionCode, error) when
+// some consents failed and others did not; a request Klavi accepted is
+// listed even if recording it failed, since asking again would duplicate
+// it. 404 link_not_found, 410 link_deleted for a purged link (the id is
+// right, the data is gone), 409 no_authorised_consent, 409 tax_id_unknown;
+// 400/413/415 for the body as for POST /links. When every request failed,
+// the answer is that of a temporary failure if there was one (503
+// klavi_busy or klavi_unavailable, 502 klavi_error), else of the first:
+// 409 consent_not_authorised (Klavi 4001), 400 klavi_rejected_products
+// (4002, 4005), 502 klavi_error.
 package linkapi
 
 import (
@@ -64,17 +85,19 @@ type Config struct {
 
 // Handler answers the link routes.
 type Handler struct {
-	klavi  linkCreator
-	store  linkStore
-	cfg    Config
-	log    *slog.Logger
-	metric *metrics.Recorder
-	now    func() time.Time
+	klavi   linkCreator
+	store   linkStore
+	reports reportRequester
+	cfg     Config
+	log     *slog.Logger
+	metric  *metrics.Recorder
+	now     func() time.Time
 }
 
-// New returns a Handler.
-func New(k linkCreator, s linkStore, cfg Config) *Handler {
-	h := &Handler{klavi: k, store: s, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
+// New returns a Handler; r makes the manual report requests (nil: the
+// handler serves no report route).
+func New(k linkCreator, s linkStore, r reportRequester, cfg Config) *Handler {
+	h := &Handler{klavi: k, store: s, reports: r, cfg: cfg, log: cfg.Logger, metric: cfg.Metrics, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -95,41 +118,61 @@ type createResponse struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// Route templates, as API Gateway names them in route keys.
+const (
+	routeLinks   = "/links"
+	routeLink    = "/links/{linkId}"
+	routeReports = "/links/{linkId}/reports"
+)
+
 // Handle routes one HTTP API request.
 func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
-	method, path := route(req)
+	method, path, id := route(req)
 	switch {
-	case path == "/links" && method == http.MethodPost:
+	case path == routeLinks && method == http.MethodPost:
 		return h.create(ctx, req), nil
-	case strings.HasPrefix(path, "/links/") && method == http.MethodGet:
-		id := req.PathParameters["linkId"]
-		if id == "" {
-			id = strings.TrimPrefix(path, "/links/")
-		}
+	case path == routeLink && method == http.MethodGet:
 		return h.get(ctx, id, httpapi.Caller(req)), nil
-	case path == "/links" || strings.HasPrefix(path, "/links/"):
+	case path == routeReports && h.reports != nil && method == http.MethodPost:
+		return h.requestReports(ctx, req, id), nil
+	case path == routeLinks, path == routeLink, path == routeReports && h.reports != nil:
 		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
 	default:
+		// A handler built without the report service serves no report
+		// route.
 		return httpapi.Error(http.StatusNotFound, "route_not_found", "No such route."), nil
 	}
 }
 
-// route returns the method and the route path, from the route key when API
-// Gateway matched one ("POST /links", "GET /links/{linkId}") and otherwise
-// from the raw path.
-func route(req httpapi.Request) (method, path string) {
+// route returns the method, the route template (routeLinks, routeLink,
+// routeReports, or the path itself for any other) and the link id. They
+// come from the route key when API Gateway matched one ("GET
+// /links/{linkId}") and otherwise from the raw path, less the stage.
+func route(req httpapi.Request) (method, path, linkID string) {
 	if m, p, ok := strings.Cut(req.RouteKey, " "); ok && m != "ANY" && !strings.Contains(p, "{proxy+}") {
-		if strings.HasPrefix(p, "/links/{") {
-			p = "/links/" + req.PathParameters["linkId"]
-		}
-		return m, p
+		return m, p, req.PathParameters["linkId"]
 	}
 	method = req.RequestContext.HTTP.Method
 	path = req.RawPath
 	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
 		path = strings.TrimPrefix(path, "/"+stage)
 	}
-	return method, strings.TrimSuffix(path, "/")
+	path = strings.TrimSuffix(path, "/")
+	rest, ok := strings.CutPrefix(path, "/links/")
+	if !ok {
+		return method, path, ""
+	}
+	id, sub, nested := strings.Cut(rest, "/")
+	switch {
+	case id == "":
+		return method, path, ""
+	case !nested:
+		return method, routeLink, id
+	case sub == "reports":
+		return method, routeReports, id
+	default:
+		return method, path, ""
+	}
 }
 
 func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Response {

@@ -56,7 +56,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{k: &fakeKlavi{}, store: linkstore.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("create-link")}
-	e.h = New(e.k, e.store, Config{
+	e.h = New(e.k, e.store, nil, Config{
 		AllowedRedirectHosts: []string{"app.example.com", "*.example.org"},
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:              e.rec,
@@ -346,7 +346,7 @@ func TestCreateKlaviFailures(t *testing.T) {
 
 func TestCreateStoreFailure(t *testing.T) {
 	k := &fakeKlavi{}
-	h := New(k, failingStore{}, Config{Now: func() time.Time { return now }})
+	h := New(k, failingStore{}, nil, Config{Now: func() time.Time { return now }})
 	resp, err := h.Handle(t.Context(), postWith(t, `{}`))
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(resp.Body, "storage_unavailable") {
 		t.Errorf("answer = %d %v %s, want 503 storage_unavailable", resp.StatusCode, err, resp.Body)
@@ -555,7 +555,7 @@ func TestKlaviCallEndsBeforeTheDeadline(t *testing.T) {
 	h := New(klaviFunc(func(ctx context.Context, r klavi.CreateLinkRequest) (*klavi.Link, error) {
 		klaviDeadline, _ = ctx.Deadline()
 		return slow.CreateLink(ctx, r)
-	}), e.store, e.h.cfg)
+	}), e.store, nil, e.h.cfg)
 	invocationDeadline := time.Now().Add(10 * time.Second)
 	ctx, cancel := context.WithDeadline(t.Context(), invocationDeadline)
 	defer cancel()

@@ -1,35 +1,14 @@
-// Package reportrequest asks Klavi for a link's product reports once a
-// consent is AUTHORISED, and purges a link's data when its user asks Klavi
-// to delete it (LGPD). It is the logic of the report-request function:
+// Package reports is the report service: it asks Klavi for a link's
+// product reports once a consent is AUTHORISED, or when a caller asks, and
+// purges a link's data when its user asks Klavi to delete it (LGPD). Its
+// callers are thin:
 //
-//   - HandleStream consumes the links table's DynamoDB stream;
-//   - HandleHTTP serves POST /links/{linkId}/reports;
-//   - RequestForConsent makes the automatic request for one consent, for
-//     the stream and for the reconciliation sweep.
-//
-// # Stream
-//
-// A record matters only when its new image is a consent item that just
-// became AUTHORISED (the old image is absent or not AUTHORISED), or that
-// just became DELETED_BY_USER. Everything else (REMOVE records, link,
-// request, report and event items, the handler's own lease and request
-// writes on an already AUTHORISED consent) changes nothing. The table's
-// stream must carry NEW_AND_OLD_IMAGES; with new images only every write to
-// an authorised consent looks like an authorisation, which the claim below
-// makes harmless but costly.
-//
-// A record that fails is reported in BatchItemFailures by its sequence
-// number, so one bad record does not fail the batch. Lambda resumes a
-// stream from the lowest failed sequence number, so later records are sent
-// again in any case; the handler also reports as failed, without acting on
-// them, the later records of the same link, so that a link's changes are
-// never applied out of order (an authorisation retried after the purge
-// that followed it, for example). Once less of the invocation is left than
-// one record may need (Config.MinCallTime plus Config.RecordReserve), or
-// its context is done, the remaining records are reported as failed
-// without being started, and counted in StreamRecordsDeferred: they come
-// back in the retry of the batch, which starts after the records that
-// succeeded.
+//   - the report-request function (package reportstream) calls
+//     RequestForConsent when the links table's stream shows a consent
+//     that became AUTHORISED, and Purge when one became DELETED_BY_USER;
+//   - the reconciliation sweep (package reconcile) calls RequestForConsent
+//     for a consent whose request went missing;
+//   - POST /links/{linkId}/reports (package linkapi) calls RequestForLink.
 //
 // # Exactly one automatic request per consent
 //
@@ -72,6 +51,9 @@
 // to a second request when it is made again. The Klavi client retries only what provably had no effect; this
 // package never repeats a call by itself.
 //
+// CallBudget tells a caller with more requests to make (a stream batch, a
+// sweep) whether there is time left in the invocation for one more.
+//
 // # Failures
 //
 // RequestForConsent returns no error and no request id when there is
@@ -97,34 +79,22 @@
 //
 // # Manual requests
 //
-// POST /links/{linkId}/reports makes one request per AUTHORISED consent of
-// the link, with trigger "manual". These are explicit user actions and are
-// not deduplicated by the claim; each creates a new request record and
-// leaves the consent's automatic request untouched. The optional body
-// {"products":[...]} (at most 30 names matching ^[a-z0-9_]+$, or "all"
-// alone; repeats dropped) replaces the configured products.
-//
-// Answers: 202 {"requests":[{"requestId","consentId","institutionCode",
-// "products"}]}, plus "failures" (consentId, institutionCode, error) when
-// some consents failed and others did not; a request Klavi accepted is
-// listed even if recording it failed, since asking again would duplicate
-// it. 404 link_not_found, 410 link_deleted for a purged link (the id is
-// right, the data is gone), 409 no_authorised_consent, 409 tax_id_unknown;
-// 400/413/415 for the body as in the link routes. When every request
-// failed, the answer is that of a temporary failure if there was one
-// (503 klavi_busy or klavi_unavailable, 502 klavi_error), else of the
-// first: 409 consent_not_authorised (Klavi 4001), 400
-// klavi_rejected_products (4002, 4005), 502 klavi_error.
+// RequestForLink makes one request per AUTHORISED consent of a link, with
+// trigger "manual". These are explicit user actions and are not
+// deduplicated by the claim; each creates a new request record and leaves
+// the consent's automatic request untouched. A request Klavi accepted is
+// returned with its id even if recording it failed, since asking again
+// would duplicate it.
 //
 // # LGPD purge
 //
-// A consent that became DELETED_BY_USER purges its whole link: the stored
-// reports (every object under reportstore.LinkPrefix) are deleted first,
-// then the store turns the link into a tombstone, then the prefix is swept
-// once more for a report that landed in between. A crash between the steps
-// fails the record, and the stream runs the purge again; every step is
-// idempotent, and purging an unknown link is a no-op. Logs carry the link
+// Purge deletes a whole link: the stored reports (every object under
+// reportstore.LinkPrefix and reportstore.UnmatchedPrefix) are deleted
+// first, then the store turns the link into a tombstone, then the prefixes
+// are swept once more for a report that landed in between. A crash between
+// the steps fails the call, and the caller runs the purge again; every
+// step is idempotent, and purging an unknown link is a no-op. Logs carry the link
 // id and counts only.
 //
 // Tax ids never appear in logs, errors or responses of this package.
-package reportrequest
+package reports

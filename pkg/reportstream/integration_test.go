@@ -1,4 +1,4 @@
-package reportrequest
+package reportstream
 
 import (
 	"context"
@@ -25,8 +25,10 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -43,10 +45,13 @@ type staticTokens struct{ token string }
 func (s staticTokens) Token(context.Context) (string, error) { return s.token, nil }
 func (staticTokens) Invalidate(string)                       {}
 
-// world is the report-request handler over DynamoDB and S3 in the
-// emulator and the Klavi simulator on a local server.
+// world is the report service with its callers, the stream handler and
+// the links API, over DynamoDB and S3 in the emulator and the Klavi
+// simulator on a local server.
 type world struct {
 	h       *Handler
+	svc     *reports.Service
+	api     *linkapi.Handler
 	sim     *klavisim.Simulator
 	kc      *klavi.Client
 	db      *dynamodb.Client
@@ -97,11 +102,11 @@ func newWorld(t *testing.T) *world {
 	}
 	w.reports = reportstore.New(w.s3, w.bucket, reportstore.Options{})
 
-	w.h = New(w.kc, w.store, w.reports, Config{
-		AutoRequest: true,
-		Logger:      slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:     metrics.NewCapture("report-request"),
-	})
+	logger := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m := metrics.NewCapture("report-request")
+	w.svc = reports.New(w.kc, w.store, w.reports, reports.Config{Logger: logger, Metrics: m})
+	w.h = New(w.svc, Config{AutoRequest: true, Logger: logger, Metrics: m})
+	w.api = linkapi.New(w.kc, w.store, w.svc, linkapi.Config{Logger: logger, Metrics: m})
 	return w
 }
 
@@ -244,16 +249,16 @@ func TestIntegrationStreamRequestsReports(t *testing.T) {
 
 			// The batch delivered twice, and twice at the same time.
 			for range 2 {
-				resp, err := w.h.HandleStream(t.Context(), ev)
+				resp, err := w.h.Handle(t.Context(), ev)
 				if err != nil || len(resp.BatchItemFailures) != 0 {
-					t.Fatalf("HandleStream = %+v, %v; want no failures", resp, err)
+					t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 				}
 			}
 			var wg sync.WaitGroup
 			for range 2 {
 				wg.Go(func() {
-					if resp, err := w.h.HandleStream(t.Context(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
-						t.Errorf("concurrent HandleStream = %+v, %v; want no failures", resp, err)
+					if resp, err := w.h.Handle(t.Context(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
+						t.Errorf("concurrent Handle = %+v, %v; want no failures", resp, err)
 					}
 				})
 			}
@@ -331,15 +336,23 @@ func TestIntegrationManualRequest(t *testing.T) {
 	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
 	req := loadHTTP(t, "report-request-http.json")
 	req.PathParameters["linkId"] = linkID
-	resp, err := w.h.HandleHTTP(t.Context(), req)
+	resp, err := w.api.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("HandleHTTP = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
+		t.Fatalf("Handle = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
 	}
 	accepted := w.sim.ReportRequests()
 	if len(accepted) != 1 || !cmp.Equal(accepted[0].Products, []string{"pf_checking_account", "pf_credit_card"}) {
 		t.Fatalf("simulator accepted %+v, want one request for the body's products", accepted)
 	}
-	if got := decodeAccepted(t, resp).Requests; len(got) != 1 || got[0].RequestID != accepted[0].ID {
+	var body struct {
+		Requests []struct {
+			RequestID string `json:"requestId"`
+		} `json:"requests"`
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+		t.Fatalf("decode 202 body: %v", err)
+	}
+	if got := body.Requests; len(got) != 1 || got[0].RequestID != accepted[0].ID {
 		t.Errorf("202 requests = %+v, want Klavi's id %s", got, accepted[0].ID)
 	}
 	checkNoTaxID(t, "response", resp.Body)
@@ -358,9 +371,9 @@ func TestIntegrationKlaviRefusesRevokedConsent(t *testing.T) {
 	if _, err := w.sim.SetConsentStatus(consent.ID, klavisim.StatusRevoked); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := w.h.HandleStream(t.Context(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
+	resp, err := w.h.Handle(t.Context(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
 	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("HandleStream = %+v, %v; want no failures: 4001 is not retried", resp, err)
+		t.Fatalf("Handle = %+v, %v; want no failures: 4001 is not retried", resp, err)
 	}
 	if got := w.institutionRequests(); len(got) != 1 || got[0].Status != 416 {
 		t.Errorf("simulator requests = %+v, want one answered 416", got)
@@ -384,7 +397,7 @@ func TestIntegrationPurge(t *testing.T) {
 	}
 	at := time.Now().UTC().Add(-time.Minute)
 	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, at)
-	if _, err := w.h.RequestForConsent(t.Context(), linkID, consent.ID, linkstore.TriggerStream); err != nil {
+	if _, err := w.svc.RequestForConsent(t.Context(), linkID, consent.ID, linkstore.TriggerStream); err != nil {
 		t.Fatalf("request reports: %v", err)
 	}
 	mine := []string{
@@ -401,9 +414,9 @@ func TestIntegrationPurge(t *testing.T) {
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 	for i := range 2 {
-		resp, err := w.h.HandleStream(t.Context(), ev)
+		resp, err := w.h.Handle(t.Context(), ev)
 		if err != nil || len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("delivery %d: HandleStream = %+v, %v; want no failures", i+1, resp, err)
+			t.Fatalf("delivery %d: Handle = %+v, %v; want no failures", i+1, resp, err)
 		}
 	}
 	listed, err := w.s3.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(w.bucket)})

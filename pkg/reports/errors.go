@@ -1,4 +1,4 @@
-package reportrequest
+package reports
 
 import (
 	"errors"
@@ -11,52 +11,52 @@ var (
 	// ErrPermanent is matched by failures that will repeat until something
 	// else changes (the consent, the link, the configuration, Klavi's
 	// contract). The stream does not retry them.
-	ErrPermanent = errors.New("reportrequest: permanent failure")
+	ErrPermanent = errors.New("reports: permanent failure")
 	// ErrInProgress: another caller holds the claim on the consent's
 	// automatic request. It wraps linkstore.ErrLeaseHeld.
-	ErrInProgress = errors.New("reportrequest: request in progress elsewhere")
+	ErrInProgress = errors.New("reports: request in progress elsewhere")
 	// ErrUnknownTaxIDType: the link carries no CPF or CNPJ, so neither
 	// Klavi endpoint applies. It is permanent.
-	ErrUnknownTaxIDType = errors.New("reportrequest: link has no known tax id type")
+	ErrUnknownTaxIDType = errors.New("reports: link has no known tax id type")
 	// ErrNoWebhookURL: no report webhook URL is known for the link. It is
 	// permanent.
-	ErrNoWebhookURL = errors.New("reportrequest: no report webhook URL")
+	ErrNoWebhookURL = errors.New("reports: no report webhook URL")
 	// ErrNoInstitution: neither the consent nor the link names an
 	// institution. It is permanent.
-	ErrNoInstitution = errors.New("reportrequest: no institution code")
+	ErrNoInstitution = errors.New("reports: no institution code")
 	// ErrInvalidTrigger: RequestForConsent was given a trigger other than
 	// stream or reconcile. It is permanent.
-	ErrInvalidTrigger = errors.New("reportrequest: invalid trigger")
+	ErrInvalidTrigger = errors.New("reports: invalid trigger")
 )
 
 // Reasons, the "Reason" dimension of the ReportRequestsFailed and
 // ReportRequestsSkipped metrics. Few and fixed: never an id.
 const (
-	reasonAlreadyRequested   = "already_requested"
-	reasonInProgress         = "in_progress"
-	reasonNotAuthorised      = "not_authorised"
-	reasonNotFound           = "not_found"
-	reasonPurged             = "purged"
-	reasonAutoRequestOff     = "auto_request_disabled"
-	reasonUnknownTaxIDType   = "unknown_tax_id_type"
-	reasonNoWebhookURL       = "no_webhook_url"
-	reasonNoInstitution      = "no_institution_code"
-	reasonInvalidTrigger     = "invalid_trigger"
-	reasonConsentNotAuth     = "consent_not_authorised" // Klavi 4001
-	reasonInvalidProduct     = "invalid_product"        // 4002
-	reasonConsentLimit       = "consent_limit"          // 4003
-	reasonInvalidInstitution = "invalid_institution"    // 4004
-	reasonNoProducts         = "no_products"            // 4005
-	reasonInvalidCallback    = "invalid_callback_url"   // 4006
-	reasonProductFailed      = "product_request_failed" // 4007
-	reasonNoOpenFinance      = "no_open_finance_consent"
-	reasonKYCRequired        = "kyc_required"
-	reasonKlaviRejected      = "klavi_rejected" // any other 4xx
-	reasonInvalidRequest     = "invalid_request"
-	reasonRateLimited        = "rate_limited"
-	reasonKlaviServer        = "klavi_server_error"
-	reasonKlaviUnavailable   = "klavi_unavailable" // network, timeout, token
-	reasonStoreUnavailable   = "store_unavailable"
+	ReasonAlreadyRequested   = "already_requested"
+	ReasonInProgress         = "in_progress"
+	ReasonNotAuthorised      = "not_authorised"
+	ReasonNotFound           = "not_found"
+	ReasonPurged             = "purged"
+	ReasonAutoRequestOff     = "auto_request_disabled"
+	ReasonUnknownTaxIDType   = "unknown_tax_id_type"
+	ReasonNoWebhookURL       = "no_webhook_url"
+	ReasonNoInstitution      = "no_institution_code"
+	ReasonInvalidTrigger     = "invalid_trigger"
+	ReasonConsentNotAuth     = "consent_not_authorised" // Klavi 4001
+	ReasonInvalidProduct     = "invalid_product"        // 4002
+	ReasonConsentLimit       = "consent_limit"          // 4003
+	ReasonInvalidInstitution = "invalid_institution"    // 4004
+	ReasonNoProducts         = "no_products"            // 4005
+	ReasonInvalidCallback    = "invalid_callback_url"   // 4006
+	ReasonProductFailed      = "product_request_failed" // 4007
+	ReasonNoOpenFinance      = "no_open_finance_consent"
+	ReasonKYCRequired        = "kyc_required"
+	ReasonKlaviRejected      = "klavi_rejected" // any other 4xx
+	ReasonInvalidRequest     = "invalid_request"
+	ReasonRateLimited        = "rate_limited"
+	ReasonKlaviServer        = "klavi_server_error"
+	ReasonKlaviUnavailable   = "klavi_unavailable" // network, timeout, token
+	ReasonStoreUnavailable   = "store_unavailable"
 )
 
 // failure is an error of RequestForConsent with the reason it is counted
@@ -81,8 +81,8 @@ func temporary(reason string, err error) error {
 	return &failure{reason: reason, err: err}
 }
 
-// reasonOf returns the metric reason of err, "" when it has none.
-func reasonOf(err error) string {
+// ReasonOf returns the metric reason of err, "" when it has none.
+func ReasonOf(err error) string {
 	var f *failure
 	if errors.As(err, &f) {
 		return f.reason
@@ -96,15 +96,15 @@ var klaviBusinessReasons = []struct {
 	err    error
 	reason string
 }{
-	{klavi.ErrInvalidAuthorisation, reasonConsentNotAuth},
-	{klavi.ErrInvalidProduct, reasonInvalidProduct},
-	{klavi.ErrConsentLimit, reasonConsentLimit},
-	{klavi.ErrInvalidInstitution, reasonInvalidInstitution},
-	{klavi.ErrNoProducts, reasonNoProducts},
-	{klavi.ErrInvalidCallbackURL, reasonInvalidCallback},
-	{klavi.ErrProductRequestFailed, reasonProductFailed},
-	{klavi.ErrNoOpenFinanceConsent, reasonNoOpenFinance},
-	{klavi.ErrKYCRequired, reasonKYCRequired},
+	{klavi.ErrInvalidAuthorisation, ReasonConsentNotAuth},
+	{klavi.ErrInvalidProduct, ReasonInvalidProduct},
+	{klavi.ErrConsentLimit, ReasonConsentLimit},
+	{klavi.ErrInvalidInstitution, ReasonInvalidInstitution},
+	{klavi.ErrNoProducts, ReasonNoProducts},
+	{klavi.ErrInvalidCallbackURL, ReasonInvalidCallback},
+	{klavi.ErrProductRequestFailed, ReasonProductFailed},
+	{klavi.ErrNoOpenFinanceConsent, ReasonNoOpenFinance},
+	{klavi.ErrKYCRequired, ReasonKYCRequired},
 }
 
 // classifyKlavi turns a failed Klavi call into a failure. Business codes
@@ -120,18 +120,18 @@ func classifyKlavi(err error) error {
 	var apiErr *klavi.APIError
 	switch {
 	case errors.Is(err, klavi.ErrInvalidRequest):
-		return permanent(reasonInvalidRequest, err)
+		return permanent(ReasonInvalidRequest, err)
 	case errors.Is(err, klavi.ErrRateLimited):
-		return temporary(reasonRateLimited, err)
+		return temporary(ReasonRateLimited, err)
 	case errors.As(err, &apiErr) && apiErr.Retryable():
-		return temporary(reasonKlaviServer, err)
+		return temporary(ReasonKlaviServer, err)
 	case errors.Is(err, klavi.ErrUnauthorized):
 		// The client already fetched a fresh token once; the token source
 		// may recover by the next attempt.
-		return temporary(reasonKlaviUnavailable, err)
+		return temporary(ReasonKlaviUnavailable, err)
 	case errors.As(err, &apiErr):
-		return permanent(reasonKlaviRejected, err)
+		return permanent(ReasonKlaviRejected, err)
 	default:
-		return temporary(reasonKlaviUnavailable, err)
+		return temporary(ReasonKlaviUnavailable, err)
 	}
 }

@@ -1,4 +1,4 @@
-package reportrequest
+package reportstream
 
 import (
 	"bytes"
@@ -18,8 +18,10 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 // Ids used by the events/report-request-*.json fixtures.
@@ -173,15 +175,28 @@ func (o *fakeObjects) DeletePrefix(_ context.Context, prefix string) (int, error
 	return n, nil
 }
 
+// reset makes keys the bucket's only objects.
+func (o *fakeObjects) reset(keys ...string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.keys = map[string]bool{}
+	for _, k := range keys {
+		o.keys[k] = true
+	}
+}
+
 func (o *fakeObjects) has(key string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.keys[key]
 }
 
-// env is a handler over fakes.
+// env is the stream handler over the report service, over fakes; api is
+// the links API over the same service, for tests that drive both callers.
 type env struct {
 	h       *Handler
+	svc     *reports.Service
+	api     *linkapi.Handler
 	klavi   *fakeKlavi
 	store   *faultyStore
 	objects *fakeObjects
@@ -190,7 +205,7 @@ type env struct {
 	logs    *syncBuffer
 }
 
-// newEnv builds a handler with AutoRequest on and products ["all"];
+// newEnv builds a stream handler with AutoRequest on over a service with products ["all"];
 // mod adjusts the configuration.
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
@@ -202,18 +217,20 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		logs:    &syncBuffer{},
 	}
 	e.store = &faultyStore{MemoryStore: linkstore.NewMemory(linkstore.WithClock(e.clock.Now))}
-	cfg := Config{
-		AutoRequest: true,
-		Logger:      slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:     e.metrics,
-		Now:         e.clock.Now,
-	}
+	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.svc = reports.New(e.klavi, e.store, e.objects, reports.Config{
+		Logger:  logger,
+		Metrics: e.metrics,
+		Now:     e.clock.Now,
+		// Record retries need no real pause against an in-memory store.
+		RecordBackoff: time.Millisecond,
+	})
+	cfg := Config{AutoRequest: true, Logger: logger, Metrics: e.metrics}
 	if mod != nil {
 		mod(&cfg)
 	}
-	e.h = New(e.klavi, e.store, e.objects, cfg)
-	// Record retries need no real pause against an in-memory store.
-	e.h.recordBackoff = time.Millisecond
+	e.h = New(e.svc, cfg)
+	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics, Now: e.clock.Now})
 	return e
 }
 

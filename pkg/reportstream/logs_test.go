@@ -1,4 +1,4 @@
-package reportrequest
+package reportstream
 
 import (
 	"bufio"
@@ -11,8 +11,8 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
-// TestLogsNeverCarryTaxID drives every logging branch with tax ids in the
-// store and scans the JSON log output for them.
+// TestLogsNeverCarryTaxID drives every logging branch of the report
+// service and its callers with tax ids in the store and scans the JSON log output for them.
 func TestLogsNeverCarryTaxID(t *testing.T) {
 	e := newEnv(t, nil)
 	business := personalLink("l-pj")
@@ -32,19 +32,19 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	}
 	ctx := t.Context()
 	for _, c := range []struct{ link, consent string }{{"l-pf", "c-1"}, {"l-pf", "c-2"}, {"l-pj", "c-3"}} {
-		_, _ = e.h.HandleStream(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", linkstore.ConsentAuthorised)))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", linkstore.ConsentAuthorised)))
 	}
 	req := loadHTTP(t, "report-request-http.json")
 	for _, id := range []string{"l-pf", "l-pj", "missing"} {
 		req.PathParameters["linkId"] = id
-		resp, _ := e.h.HandleHTTP(ctx, req)
+		resp, _ := e.api.Handle(ctx, req)
 		checkNoTaxID(t, "response", resp.Body)
 	}
 	e.store.recordErr = errors.New("dynamodb: throttled")
-	_, _ = e.h.HandleHTTP(ctx, req)
+	_, _ = e.api.Handle(ctx, req)
 	e.store.recordErr = nil
 	for _, id := range []string{"l-pf", "l-pj"} {
-		_, _ = e.h.HandleStream(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
 	}
 
 	logs := e.logs.String()

@@ -1,4 +1,4 @@
-package reportrequest
+package linkapi
 
 import (
 	"bytes"
@@ -12,17 +12,22 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
-// Limits on what a caller may send to POST /links/{linkId}/reports.
+// reportRequester makes the manual report requests of a link
+// (reports.Service).
+type reportRequester interface {
+	RequestForLink(ctx context.Context, link *linkstore.Link, products []string, fallbackWebhookURL string) ([]reports.ConsentRequest, error)
+}
+
+// Limits on the products a caller may ask for in POST
+// /links/{linkId}/reports (the body is bounded by maxBodyBytes, as for
+// POST /links).
 const (
-	maxBodyBytes    = 8 << 10
 	maxProducts     = 30
 	maxProductBytes = 64
 )
-
-// routeKey is the API Gateway route this handler serves.
-const routeKey = "/links/{linkId}/reports"
 
 // requestBody is the optional body of POST /links/{linkId}/reports.
 type requestBody struct {
@@ -54,109 +59,75 @@ type acceptedResponse struct {
 	Failures []failureView `json:"failures,omitempty"`
 }
 
-// HandleHTTP serves POST /links/{linkId}/reports: one report request per
-// AUTHORISED consent of the link, with the products of the body or the
-// configured ones. It answers 202 with the requests made, and 404
-// link_not_found, as for an unknown id, when the link has an owner other
-// than the caller (httpapi.Caller); see the package documentation for the
-// rest.
-func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.Response, error) {
-	method, linkID, ok := reportsRoute(req)
-	switch {
-	case !ok:
-		return httpapi.Error(http.StatusNotFound, "route_not_found", "No such route."), nil
-	case method != http.MethodPost:
-		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
-	case !linkstore.ValidLinkID(linkID):
-		return linkNotFound(), nil
+// requestReports serves POST /links/{linkId}/reports for caller: one
+// report request per AUTHORISED consent of the link, with the products of
+// the body or the configured ones (reports.Service.RequestForLink). It
+// answers 202 with the requests made, and 404 link_not_found, as for an
+// unknown id, when the link has an owner other than the caller; see the
+// package documentation for the rest.
+func (h *Handler) requestReports(ctx context.Context, req httpapi.Request, linkID string) httpapi.Response {
+	if !linkstore.ValidLinkID(linkID) {
+		return linkNotFound()
 	}
-	products := h.products
-	asked, rej := decodeBody(req)
+	products, rej := decodeReportsBody(req)
 	if rej != nil {
 		h.metric.Count("ManualRequestsRejected", 1, "Reason", rej.code)
-		return httpapi.Error(rej.status, rej.code, rej.message), nil
-	}
-	if asked != nil {
-		products = asked
+		return httpapi.Error(rej.status, rej.code, rej.message)
 	}
 
 	link, err := h.store.GetLink(ctx, linkID)
 	if errors.Is(err, linkstore.ErrNotFound) {
-		return linkNotFound(), nil
+		return linkNotFound()
 	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "manual report request: read link", "linkId", linkID, "error", err)
-		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again."), nil
+		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
 	}
 	if link.Owner != "" && link.Owner != httpapi.Caller(req) {
 		// Requests are billed: only the caller who created the link may
-		// make them. Others get the answer for an unknown id (see package
-		// linkapi for who owns a link).
+		// make them. Others get the answer for an unknown id.
 		h.log.WarnContext(ctx, "manual report request: caller is not the owner", "linkId", linkID, "error_code", "not_owner")
 		h.metric.Count("ManualRequestsRejected", 1, "Reason", "not_owner")
-		return linkNotFound(), nil
-	}
-	if !link.PurgedAt.IsZero() {
-		// The link exists as a tombstone; 410 tells the caller it will
-		// never have reports again, where 404 would suggest a wrong id.
-		return httpapi.Error(http.StatusGone, "link_deleted", "The user deleted this link's data; no reports can be requested."), nil
-	}
-	var consents []linkstore.Consent
-	for _, c := range link.Consents {
-		if isStatus(c.Status, linkstore.ConsentAuthorised) {
-			consents = append(consents, c)
-		}
-	}
-	if len(consents) == 0 {
-		return httpapi.Error(http.StatusConflict, "no_authorised_consent", "No consent of this link is AUTHORISED."), nil
-	}
-	if _, err := taxIDKind(link); err != nil {
-		h.log.WarnContext(ctx, "manual report request: link has no tax id", "linkId", linkID)
-		h.countFailure(err)
-		return httpapi.Error(http.StatusConflict, "tax_id_unknown", "The link has no known CPF or CNPJ, so reports cannot be requested for it."), nil
+		return linkNotFound()
 	}
 
-	webhook := h.webhookURL(link, httpapi.ReportWebhookURL(req))
+	made, err := h.reports.RequestForLink(ctx, link, products, h.reportWebhookURL(req))
+	switch {
+	case errors.Is(err, reports.ErrLinkPurged):
+		// The link exists as a tombstone; 410 tells the caller it will
+		// never have reports again, where 404 would suggest a wrong id.
+		return httpapi.Error(http.StatusGone, "link_deleted", "The user deleted this link's data; no reports can be requested.")
+	case errors.Is(err, reports.ErrNoAuthorisedConsent):
+		return httpapi.Error(http.StatusConflict, "no_authorised_consent", "No consent of this link is AUTHORISED.")
+	case errors.Is(err, reports.ErrUnknownTaxIDType):
+		return httpapi.Error(http.StatusConflict, "tax_id_unknown", "The link has no known CPF or CNPJ, so reports cannot be requested for it.")
+	case errors.Is(err, reports.ErrDeadlineNear):
+		return httpapi.Error(http.StatusServiceUnavailable, "klavi_unavailable", "There was not enough time left to ask Klavi. Try again.")
+	case err != nil:
+		h.log.ErrorContext(ctx, "manual report request", "linkId", linkID, "error", err)
+		return httpapi.Error(http.StatusInternalServerError, "internal_error", "The request could not be completed.")
+	}
 	var out acceptedResponse
-	for _, c := range consents {
-		// Manual requests are bounded by the invocation's deadline too, so
-		// that an accepted request is recorded before the function ends.
-		budget, err := h.callBudget(ctx)
-		if err != nil {
-			h.log.WarnContext(ctx, "manual report request: out of time", "linkId", link.LinkID, "consentId", c.ConsentID, "error", err)
-			return httpapi.Error(http.StatusServiceUnavailable, "klavi_unavailable", "There was not enough time left to ask Klavi. Try again."), nil
-		}
-		requestID, err := h.send(ctx, budget, link, c, products, webhook, linkstore.TriggerManual)
-		institution := c.InstitutionCode
-		if institution == "" {
-			institution = link.InstitutionCode
-		}
-		if requestID != "" {
-			if err != nil {
-				// Klavi took the request; only our record of it failed.
-				// Reporting a failure would invite a duplicate request.
-				h.log.ErrorContext(ctx, "manual report request made but not recorded",
-					"linkId", linkID, "consentId", c.ConsentID, "reportRequestId", requestID, "error", err)
-			}
+	for _, r := range made {
+		if r.RequestID != "" {
+			// Listed even when recording it failed: Klavi took the
+			// request, and reporting a failure would invite a duplicate.
 			out.Requests = append(out.Requests, requestView{
-				RequestID: requestID, ConsentID: c.ConsentID, InstitutionCode: institution, Products: products,
+				RequestID: r.RequestID, ConsentID: r.ConsentID, InstitutionCode: r.InstitutionCode, Products: r.Products,
 			})
 			continue
 		}
-		h.countFailure(err)
-		h.log.ErrorContext(ctx, "manual report request failed",
-			"linkId", linkID, "consentId", c.ConsentID, "reason", reasonOf(err), "error", err)
-		status, code, message := failureResponse(err)
+		status, code, message := failureResponse(r.Err)
 		out.Failures = append(out.Failures, failureView{
-			ConsentID: c.ConsentID, InstitutionCode: institution,
+			ConsentID: r.ConsentID, InstitutionCode: r.InstitutionCode,
 			Error: httpapi.ErrorDetail{Code: code, Message: message}, status: status,
 		})
 	}
 	if len(out.Requests) == 0 {
 		f := worstFailure(out.Failures)
-		return httpapi.Error(f.status, f.Error.Code, f.Error.Message), nil
+		return httpapi.Error(f.status, f.Error.Code, f.Error.Message)
 	}
-	return httpapi.JSON(http.StatusAccepted, out), nil
+	return httpapi.JSON(http.StatusAccepted, out)
 }
 
 // worstFailure picks the failure the whole answer reports when every
@@ -178,45 +149,22 @@ func worstFailure(fs []failureView) failureView {
 // failureResponse maps a failed request to our API's answer. The message
 // is fixed; the cause goes to the log only.
 func failureResponse(err error) (status int, code, message string) {
-	switch reasonOf(err) {
-	case reasonConsentNotAuth:
+	switch reports.ReasonOf(err) {
+	case reports.ReasonConsentNotAuth:
 		return http.StatusConflict, "consent_not_authorised", "Klavi no longer accepts this consent; the user must authorise again."
-	case reasonInvalidProduct, reasonNoProducts:
+	case reports.ReasonInvalidProduct, reports.ReasonNoProducts:
 		return http.StatusBadRequest, "klavi_rejected_products", "Klavi rejected the products; request products contracted for this kind of tax id."
-	case reasonNoInstitution:
+	case reports.ReasonNoInstitution:
 		return http.StatusConflict, "institution_unknown", "The consent names no institution, so reports cannot be requested for it."
-	case reasonRateLimited:
+	case reports.ReasonRateLimited:
 		return http.StatusServiceUnavailable, "klavi_busy", "Klavi is rate limiting requests. Try again shortly."
-	case reasonKlaviUnavailable:
+	case reports.ReasonKlaviUnavailable:
 		return http.StatusServiceUnavailable, "klavi_unavailable", "Klavi could not be reached. Try again."
-	case reasonNoWebhookURL, reasonInvalidRequest, reasonUnknownTaxIDType:
+	case reports.ReasonNoWebhookURL, reports.ReasonInvalidRequest, reports.ReasonUnknownTaxIDType:
 		return http.StatusInternalServerError, "internal_error", "The request could not be completed."
 	default: // Klavi 5xx and the other rejections
 		return http.StatusBadGateway, "klavi_error", "Klavi could not take the report request."
 	}
-}
-
-func linkNotFound() httpapi.Response {
-	return httpapi.Error(http.StatusNotFound, "link_not_found", "No link with this id.")
-}
-
-// reportsRoute returns the method and link id when the request is for
-// /links/{linkId}/reports, from the route key when API Gateway matched it
-// and otherwise from the raw path.
-func reportsRoute(req httpapi.Request) (method, linkID string, ok bool) {
-	if m, p, found := strings.Cut(req.RouteKey, " "); found && p == routeKey {
-		return m, req.PathParameters["linkId"], true
-	}
-	path := req.RawPath
-	if stage := req.RequestContext.Stage; stage != "" && stage != "$default" {
-		path = strings.TrimPrefix(path, "/"+stage)
-	}
-	rest, ok1 := strings.CutPrefix(strings.TrimSuffix(path, "/"), "/links/")
-	id, ok2 := strings.CutSuffix(rest, "/reports")
-	if !ok1 || !ok2 || id == "" || strings.Contains(id, "/") {
-		return "", "", false
-	}
-	return req.RequestContext.HTTP.Method, id, true
 }
 
 // rejection is a 4xx answer to a body that cannot be taken.
@@ -225,9 +173,10 @@ type rejection struct {
 	code, message string
 }
 
-// decodeBody reads the optional body. It returns the products asked for
-// (nil for none) or why the body is refused.
-func decodeBody(req httpapi.Request) ([]string, *rejection) {
+// decodeReportsBody reads the optional body of POST
+// /links/{linkId}/reports. It returns the products asked for (nil for
+// none) or why the body is refused.
+func decodeReportsBody(req httpapi.Request) ([]string, *rejection) {
 	bad := func(status int, code, message string) *rejection {
 		return &rejection{status: status, code: code, message: message}
 	}
@@ -246,7 +195,7 @@ func decodeBody(req httpapi.Request) ([]string, *rejection) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rb); err != nil {
-		code, message := decodeError(err)
+		code, message := decodeReportsError(err)
 		return nil, bad(http.StatusBadRequest, code, message)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -303,7 +252,7 @@ func productName(p string) bool {
 	return true
 }
 
-func decodeError(err error) (code, message string) {
+func decodeReportsError(err error) (code, message string) {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr) && typeErr.Field != "":

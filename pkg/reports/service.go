@@ -1,4 +1,4 @@
-package reportrequest
+package reports
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 )
 
-// reportRequester is the Klavi call this package makes.
+// reportRequester is the Klavi call the service makes.
 type reportRequester interface {
 	RequestInstitutionData(ctx context.Context, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error)
 }
 
-// store is the part of the link store this package uses.
+// store is the part of the link store the service uses.
 type store interface {
 	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
 	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
@@ -24,7 +24,8 @@ type store interface {
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
 }
 
-// objectDeleter deletes stored reports (reportstore.Store).
+// objectDeleter deletes stored reports (reportstore.Store). Only Purge
+// uses it; a service that never purges may be given nil.
 type objectDeleter interface {
 	DeletePrefix(ctx context.Context, prefix string) (int, error)
 }
@@ -48,19 +49,15 @@ const (
 	DefaultRecordTimeout = 5 * time.Second
 )
 
-// recordBackoff is the first wait between attempts to record a request;
-// it doubles after each attempt.
-const recordBackoff = 100 * time.Millisecond
+// DefaultRecordBackoff is the first wait between attempts to record a
+// request when Config.RecordBackoff is zero; it doubles after each attempt.
+const DefaultRecordBackoff = 100 * time.Millisecond
 
-// Config is what the handler needs besides its dependencies.
+// Config is what the service needs besides its dependencies.
 type Config struct {
 	// Products are requested automatically (REPORT_PRODUCTS) and by a
 	// manual request without products; default ["all"].
 	Products []string
-	// AutoRequest makes the stream request reports when a consent is
-	// authorised (AUTO_REQUEST_REPORTS). When false, authorisations are
-	// only logged; purges happen either way.
-	AutoRequest bool
 	// Lease bounds a claim on a consent's automatic request; default
 	// DefaultLease.
 	Lease time.Duration
@@ -71,13 +68,16 @@ type Config struct {
 	RecordReserve time.Duration
 	// MinCallTime is the least time an automatic Klavi call is given. With
 	// less left before the deadline (less RecordReserve), no call is made:
-	// the consent is not claimed, or is left to its lease, and the stream
-	// stops starting records. Default DefaultMinCallTime.
+	// the consent is not claimed, or is left to its lease, and CallBudget
+	// tells callers to stop starting requests. Default DefaultMinCallTime.
 	MinCallTime time.Duration
 	// RecordTimeout bounds the recording of a request Klavi accepted,
 	// retries included. The recording is not cancelled with the
 	// invocation's context. Default DefaultRecordTimeout.
 	RecordTimeout time.Duration
+	// RecordBackoff is the first wait between attempts to record an
+	// accepted request; default DefaultRecordBackoff.
+	RecordBackoff time.Duration
 	// ReportWebhookURL (REPORT_WEBHOOK_URL), when set, is the
 	// productsCallbackURL for links that carry none (links first seen in
 	// an event). A manual request otherwise derives it from its own domain.
@@ -87,13 +87,12 @@ type Config struct {
 	Now              func() time.Time
 }
 
-// Handler requests reports and purges links.
-type Handler struct {
+// Service requests reports and purges links.
+type Service struct {
 	klavi    reportRequester
 	store    store
 	objects  objectDeleter
 	products []string
-	auto     bool
 	lease    time.Duration
 	webhook  string
 	log      *slog.Logger
@@ -106,14 +105,13 @@ type Handler struct {
 	recordBackoff time.Duration
 }
 
-// New returns a Handler.
-func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Handler {
-	h := &Handler{
+// New returns a Service.
+func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Service {
+	h := &Service{
 		klavi:    k,
 		store:    s,
 		objects:  objects,
 		products: slices.Clone(cfg.Products),
-		auto:     cfg.AutoRequest,
 		lease:    cfg.Lease,
 		webhook:  cfg.ReportWebhookURL,
 		log:      cfg.Logger,
@@ -123,7 +121,7 @@ func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Handler
 		recordReserve: cfg.RecordReserve,
 		minCall:       cfg.MinCallTime,
 		recordTimeout: cfg.RecordTimeout,
-		recordBackoff: recordBackoff,
+		recordBackoff: cfg.RecordBackoff,
 	}
 	if len(h.products) == 0 {
 		h.products = []string{"all"}
@@ -139,6 +137,9 @@ func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Handler
 	}
 	if h.recordTimeout <= 0 {
 		h.recordTimeout = DefaultRecordTimeout
+	}
+	if h.recordBackoff <= 0 {
+		h.recordBackoff = DefaultRecordBackoff
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

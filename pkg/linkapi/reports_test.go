@@ -1,4 +1,4 @@
-package reportrequest
+package linkapi
 
 import (
 	"encoding/base64"
@@ -14,11 +14,12 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 // seedFixtureLink stores the fixture's link with two AUTHORISED consents
 // and one REJECTED.
-func seedFixtureLink(t *testing.T, e *env, l linkstore.Link) {
+func seedFixtureLink(t *testing.T, e *reportsEnv, l linkstore.Link) {
 	t.Helper()
 	seed(t, e.store.MemoryStore, l,
 		authorised("c-1", "260"),
@@ -45,14 +46,14 @@ func errorCode(t *testing.T, resp httpapi.Response) string {
 	return body.Error.Code
 }
 
-func TestHTTPFixture(t *testing.T) {
-	e := newEnv(t, nil)
+func TestReportsFixture(t *testing.T) {
+	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
 	req := loadHTTP(t, "report-request-http.json")
 
-	resp, err := e.h.HandleHTTP(t.Context(), req)
+	resp, err := e.h.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("HandleHTTP = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
+		t.Fatalf("Handle = %d %s, %v; want 202", resp.StatusCode, resp.Body, err)
 	}
 	products := []string{"pf_checking_account", "pf_credit_card"}
 	want := acceptedResponse{Requests: []requestView{
@@ -94,14 +95,14 @@ func TestHTTPFixture(t *testing.T) {
 	checkNoTaxID(t, "logs", e.logs.String())
 }
 
-func TestHTTPManualNotDeduplicated(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Products = []string{"pf_balance"} })
+func TestReportsManualNotDeduplicated(t *testing.T) {
+	e := newReportsEnv(t, func(c *reports.Config) { c.Products = []string{"pf_balance"} })
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 	req := loadHTTP(t, "report-request-http.json")
 	req.Body = ""
 	req.Headers = map[string]string{} // no body, no content type needed
 	for i := range 2 {
-		resp, _ := e.h.HandleHTTP(t.Context(), req)
+		resp, _ := e.h.Handle(t.Context(), req)
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("request %d: status %d %s, want 202", i+1, resp.StatusCode, resp.Body)
 		}
@@ -118,7 +119,7 @@ func TestHTTPManualNotDeduplicated(t *testing.T) {
 	}
 }
 
-func TestHTTPBodies(t *testing.T) {
+func TestReportsBodies(t *testing.T) {
 	thirtyOne := make([]string, 31)
 	for i := range thirtyOne {
 		thirtyOne[i] = "p" + strings.Repeat("x", i)
@@ -163,7 +164,7 @@ func TestHTTPBodies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			req := loadHTTP(t, "report-request-http.json")
 			req.Body, req.IsBase64Encoded = tc.body, tc.base64
@@ -174,9 +175,9 @@ func TestHTTPBodies(t *testing.T) {
 			default:
 				req.Headers["content-type"] = tc.contentType
 			}
-			resp, err := e.h.HandleHTTP(t.Context(), req)
+			resp, err := e.h.Handle(t.Context(), req)
 			if err != nil || resp.StatusCode != tc.wantStatus {
-				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+				t.Fatalf("Handle = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
 			}
 			if tc.wantCode != "" {
 				if got := errorCode(t, resp); got != tc.wantCode {
@@ -196,19 +197,19 @@ func TestHTTPBodies(t *testing.T) {
 	}
 }
 
-func TestHTTPLinkStates(t *testing.T) {
+func TestReportsLinkStates(t *testing.T) {
 	tests := []struct {
 		name       string
-		setup      func(t *testing.T, e *env)
+		setup      func(t *testing.T, e *reportsEnv)
 		linkID     string
 		wantStatus int
 		wantCode   string
 	}{
-		{name: "unknown link", setup: func(*testing.T, *env) {}, wantStatus: 404, wantCode: "link_not_found"},
-		{name: "invalid link id", setup: func(*testing.T, *env) {}, linkID: "l%2F1", wantStatus: 404, wantCode: "link_not_found"},
+		{name: "unknown link", setup: func(*testing.T, *reportsEnv) {}, wantStatus: 404, wantCode: "link_not_found"},
+		{name: "invalid link id", setup: func(*testing.T, *reportsEnv) {}, linkID: "l%2F1", wantStatus: 404, wantCode: "link_not_found"},
 		{
 			name: "purged link",
-			setup: func(t *testing.T, e *env) {
+			setup: func(t *testing.T, e *reportsEnv) {
 				seedFixtureLink(t, e, personalLink(fixtureLinkID))
 				if _, err := e.store.MemoryStore.Purge(t.Context(), fixtureLinkID, testStart); err != nil {
 					t.Fatal(err)
@@ -218,14 +219,14 @@ func TestHTTPLinkStates(t *testing.T) {
 		},
 		{
 			name: "no consent",
-			setup: func(t *testing.T, e *env) {
+			setup: func(t *testing.T, e *reportsEnv) {
 				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID))
 			},
 			wantStatus: 409, wantCode: "no_authorised_consent",
 		},
 		{
 			name: "no authorised consent",
-			setup: func(t *testing.T, e *env) {
+			setup: func(t *testing.T, e *reportsEnv) {
 				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID),
 					linkstore.Consent{ConsentID: "c-1", InstitutionCode: "260", Status: linkstore.ConsentAwaitingAuthorisation},
 					linkstore.Consent{ConsentID: "c-2", InstitutionCode: "341", Status: linkstore.ConsentExpired})
@@ -234,7 +235,7 @@ func TestHTTPLinkStates(t *testing.T) {
 		},
 		{
 			name: "no tax id",
-			setup: func(t *testing.T, e *env) {
+			setup: func(t *testing.T, e *reportsEnv) {
 				l := personalLink(fixtureLinkID)
 				l.TaxIDType, l.TaxID = linkstore.TaxIDUnknown, ""
 				seedFixtureLink(t, e, l)
@@ -243,14 +244,14 @@ func TestHTTPLinkStates(t *testing.T) {
 		},
 		{
 			name: "consent without institution",
-			setup: func(t *testing.T, e *env) {
+			setup: func(t *testing.T, e *reportsEnv) {
 				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentAuthorised})
 			},
 			wantStatus: 409, wantCode: "institution_unknown",
 		},
 		{
 			name: "store unavailable",
-			setup: func(_ *testing.T, e *env) {
+			setup: func(_ *testing.T, e *reportsEnv) {
 				e.store.getErr = errors.New("dynamodb: throttled")
 			},
 			wantStatus: 503, wantCode: "storage_unavailable",
@@ -258,15 +259,15 @@ func TestHTTPLinkStates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newReportsEnv(t, nil)
 			tc.setup(t, e)
 			req := loadHTTP(t, "report-request-http.json")
 			if tc.linkID != "" {
 				req.PathParameters["linkId"] = tc.linkID
 			}
-			resp, err := e.h.HandleHTTP(t.Context(), req)
+			resp, err := e.h.Handle(t.Context(), req)
 			if err != nil || resp.StatusCode != tc.wantStatus {
-				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+				t.Fatalf("Handle = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
 			}
 			if got := errorCode(t, resp); got != tc.wantCode {
 				t.Errorf("error code = %q, want %q", got, tc.wantCode)
@@ -278,7 +279,7 @@ func TestHTTPLinkStates(t *testing.T) {
 	}
 }
 
-func TestHTTPRoutes(t *testing.T) {
+func TestReportsRoutes(t *testing.T) {
 	tests := []struct {
 		name       string
 		routeKey   string
@@ -292,13 +293,14 @@ func TestHTTPRoutes(t *testing.T) {
 		{name: "default route, raw path", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID + "/reports", wantStatus: 202},
 		{name: "stage prefix", routeKey: "$default", method: "POST", rawPath: "/prod/links/" + fixtureLinkID + "/reports/", stage: "prod", wantStatus: 202},
 		{name: "wrong method", routeKey: "GET /links/{linkId}/reports", method: "GET", wantStatus: 405, wantCode: "method_not_allowed"},
-		{name: "other route", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID, wantStatus: 404, wantCode: "route_not_found"},
+		{name: "the link's own route", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID, wantStatus: 405, wantCode: "method_not_allowed"},
+		{name: "other route", routeKey: "$default", method: "POST", rawPath: "/links/" + fixtureLinkID + "/revoke", wantStatus: 404, wantCode: "route_not_found"},
 		{name: "nested path", routeKey: "$default", method: "POST", rawPath: "/links/a/b/reports", wantStatus: 404, wantCode: "route_not_found"},
 		{name: "empty id", routeKey: "$default", method: "POST", rawPath: "/links//reports", wantStatus: 404, wantCode: "route_not_found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			req := loadHTTP(t, "report-request-http.json")
 			req.RouteKey = tc.routeKey
@@ -310,7 +312,7 @@ func TestHTTPRoutes(t *testing.T) {
 			if tc.stage != "" {
 				req.RequestContext.Stage = tc.stage
 			}
-			resp, _ := e.h.HandleHTTP(t.Context(), req)
+			resp, _ := e.h.Handle(t.Context(), req)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
 			}
@@ -323,7 +325,7 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 }
 
-func TestHTTPKlaviFailures(t *testing.T) {
+func TestReportsKlaviFailures(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        error
@@ -343,10 +345,10 @@ func TestHTTPKlaviFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			e.klavi.failWith(tc.err)
-			resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
 			}
@@ -360,8 +362,8 @@ func TestHTTPKlaviFailures(t *testing.T) {
 	}
 }
 
-func TestHTTPPartialFailure(t *testing.T) {
-	e := newEnv(t, nil)
+func TestReportsPartialFailure(t *testing.T) {
+	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
 	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if r.InstitutionCode == "341" {
@@ -369,7 +371,7 @@ func TestHTTPPartialFailure(t *testing.T) {
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-260"}, nil
 	}
-	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 	}
@@ -385,8 +387,8 @@ func TestHTTPPartialFailure(t *testing.T) {
 	}
 }
 
-func TestHTTPAllFailPrefersRetryable(t *testing.T) {
-	e := newEnv(t, nil)
+func TestReportsAllFailPrefersRetryable(t *testing.T) {
+	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
 	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if r.InstitutionCode == "260" {
@@ -394,17 +396,17 @@ func TestHTTPAllFailPrefersRetryable(t *testing.T) {
 		}
 		return nil, apiError(429, 429)
 	}
-	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
 	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, resp) != "klavi_busy" {
 		t.Errorf("answer = %d %s, want 503 klavi_busy", resp.StatusCode, resp.Body)
 	}
 }
 
-func TestHTTPRecordFailsAfterKlaviAccepted(t *testing.T) {
-	e := newEnv(t, nil)
+func TestReportsRecordFailsAfterKlaviAccepted(t *testing.T) {
+	e := newReportsEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 	e.store.recordErr = errors.New("dynamodb: throttled")
-	resp, _ := e.h.HandleHTTP(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202: Klavi took the request", resp.StatusCode, resp.Body)
 	}
@@ -416,7 +418,7 @@ func TestHTTPRecordFailsAfterKlaviAccepted(t *testing.T) {
 	}
 }
 
-func TestHTTPWebhookURL(t *testing.T) {
+func TestReportsWebhookURL(t *testing.T) {
 	tests := []struct {
 		name       string
 		linkURL    string
@@ -431,7 +433,7 @@ func TestHTTPWebhookURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.ReportWebhookURL = tc.configured })
+			e := newReportsEnv(t, func(c *reports.Config) { c.ReportWebhookURL = tc.configured })
 			l := personalLink(fixtureLinkID)
 			l.ReportWebhookURL = tc.linkURL
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
@@ -439,7 +441,7 @@ func TestHTTPWebhookURL(t *testing.T) {
 			if tc.stage != "" {
 				req.RequestContext.Stage = tc.stage
 			}
-			resp, _ := e.h.HandleHTTP(t.Context(), req)
+			resp, _ := e.h.Handle(t.Context(), req)
 			if resp.StatusCode != http.StatusAccepted {
 				t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 			}
@@ -450,14 +452,14 @@ func TestHTTPWebhookURL(t *testing.T) {
 	}
 }
 
-func TestHTTPBusinessLink(t *testing.T) {
-	e := newEnv(t, nil)
+func TestReportsBusinessLink(t *testing.T) {
+	e := newReportsEnv(t, nil)
 	l := personalLink(fixtureLinkID)
 	l.TaxIDType, l.TaxID = linkstore.TaxIDBusiness, testCNPJ
 	seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
 	req := loadHTTP(t, "report-request-http.json")
 	req.Body = `{"products":["pj_checking_account"]}`
-	resp, _ := e.h.HandleHTTP(t.Context(), req)
+	resp, _ := e.h.Handle(t.Context(), req)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 	}
@@ -482,7 +484,7 @@ func asCaller(req httpapi.Request, sub string) httpapi.Request {
 
 // Reports of a link are requested (and billed) only for its owner; any
 // other caller gets the answer for an unknown link and Klavi is not asked.
-func TestHTTPOwnership(t *testing.T) {
+func TestReportsOwnership(t *testing.T) {
 	tests := []struct {
 		name       string
 		owner      string
@@ -497,13 +499,13 @@ func TestHTTPOwnership(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, nil)
+			e := newReportsEnv(t, nil)
 			l := personalLink(fixtureLinkID)
 			l.Owner = tc.owner
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			resp, err := e.h.HandleHTTP(t.Context(), asCaller(loadHTTP(t, "report-request-http.json"), tc.caller))
+			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "report-request-http.json"), tc.caller))
 			if err != nil || resp.StatusCode != tc.wantStatus {
-				t.Fatalf("HandleHTTP = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
+				t.Fatalf("Handle = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
 			}
 			wantCalls := 1
 			if tc.wantStatus == http.StatusNotFound {

@@ -1,4 +1,4 @@
-package reportrequest
+package reports
 
 import (
 	"context"
@@ -98,7 +98,7 @@ func TestRequestForConsentOnce(t *testing.T) {
 	if n := len(e.klavi.Calls()); n != 1 {
 		t.Errorf("klavi calls = %d, want 1", n)
 	}
-	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": reasonAlreadyRequested}); got != 2 {
+	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": ReasonAlreadyRequested}); got != 2 {
 		t.Errorf("skipped as already requested = %v, want 2", got)
 	}
 }
@@ -117,13 +117,13 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 				setConsent(t, e.store.MemoryStore, "l-1", linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentRevoked})
 			},
 			consentID:  "c-1",
-			wantReason: reasonNotAuthorised,
+			wantReason: ReasonNotAuthorised,
 		},
 		{
 			name:       "unknown link",
 			setup:      func(*testing.T, *env) {},
 			consentID:  "c-1",
-			wantReason: reasonNotFound,
+			wantReason: ReasonNotFound,
 		},
 		{
 			name: "unknown consent",
@@ -131,7 +131,7 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 				seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 			},
 			consentID:  "c-2",
-			wantReason: reasonNotFound,
+			wantReason: ReasonNotFound,
 		},
 		{
 			name: "link purged",
@@ -142,7 +142,7 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 				}
 			},
 			consentID:  "c-1",
-			wantReason: reasonNotFound, // the purge deleted the consent item
+			wantReason: ReasonNotFound, // the purge deleted the consent item
 		},
 	}
 	for _, tc := range tests {
@@ -174,7 +174,7 @@ func (s claimThenPurgeStore) GetLink(_ context.Context, linkID string) (*linksto
 func TestRequestForConsentPurgedAfterClaim(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{AutoRequest: true, Metrics: e.metrics, Now: e.clock.Now})
+	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{Metrics: e.metrics, Now: e.clock.Now})
 	id, err := h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
 	if err != nil || id != "" {
 		t.Fatalf("RequestForConsent = %q, %v; want \"\", nil", id, err)
@@ -182,7 +182,7 @@ func TestRequestForConsentPurgedAfterClaim(t *testing.T) {
 	if n := len(e.klavi.Calls()); n != 0 {
 		t.Errorf("klavi calls = %d, want 0", n)
 	}
-	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": reasonPurged}); got != 1 {
+	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": ReasonPurged}); got != 1 {
 		t.Errorf("ReportRequestsSkipped{purged} = %v, want 1", got)
 	}
 }
@@ -228,63 +228,63 @@ func TestRequestForConsentFailures(t *testing.T) {
 		{
 			name: "klavi 4001 consent no longer authorised", link: personalLink("l-1"),
 			klaviErr: apiError(416, 4001), wantIs: []error{klavi.ErrInvalidAuthorisation},
-			permanent: true, wantReason: reasonConsentNotAuth, wantCalls: 1,
+			permanent: true, wantReason: ReasonConsentNotAuth, wantCalls: 1,
 		},
 		{
 			name: "klavi 4002 invalid product", link: personalLink("l-1"),
 			klaviErr: apiError(416, 4002), wantIs: []error{klavi.ErrInvalidProduct},
-			permanent: true, wantReason: reasonInvalidProduct, wantCalls: 1,
+			permanent: true, wantReason: ReasonInvalidProduct, wantCalls: 1,
 		},
 		{
 			name: "klavi 4006 invalid callback", link: personalLink("l-1"),
-			klaviErr: apiError(416, 4006), permanent: true, wantReason: reasonInvalidCallback, wantCalls: 1,
+			klaviErr: apiError(416, 4006), permanent: true, wantReason: ReasonInvalidCallback, wantCalls: 1,
 		},
 		{
 			name: "klavi 400", link: personalLink("l-1"),
 			klaviErr: apiError(400, 400), wantIs: []error{klavi.ErrBadRequest},
-			permanent: true, wantReason: reasonKlaviRejected, wantCalls: 1,
+			permanent: true, wantReason: ReasonKlaviRejected, wantCalls: 1,
 		},
 		{
 			name: "klavi refuses before sending", link: personalLink("l-1"),
 			klaviErr:  fmt.Errorf("klavi POST: %w: taxId is required", klavi.ErrInvalidRequest),
-			permanent: true, wantReason: reasonInvalidRequest, wantCalls: 1,
+			permanent: true, wantReason: ReasonInvalidRequest, wantCalls: 1,
 		},
 		{
 			name: "klavi 429", link: personalLink("l-1"),
 			klaviErr: apiError(429, 429), wantIs: []error{klavi.ErrRateLimited},
-			wantReason: reasonRateLimited, wantCalls: 1,
+			wantReason: ReasonRateLimited, wantCalls: 1,
 		},
 		{
 			name: "klavi 503", link: personalLink("l-1"),
 			klaviErr: apiError(503, 503), wantIs: []error{klavi.ErrServer},
-			wantReason: reasonKlaviServer, wantCalls: 1,
+			wantReason: ReasonKlaviServer, wantCalls: 1,
 		},
 		{
 			name: "klavi 401 after the token refresh", link: personalLink("l-1"),
-			klaviErr: apiError(401, 401), wantReason: reasonKlaviUnavailable, wantCalls: 1,
+			klaviErr: apiError(401, 401), wantReason: ReasonKlaviUnavailable, wantCalls: 1,
 		},
 		{
 			name: "network", link: personalLink("l-1"),
 			klaviErr:   errors.New("klavi POST /data/v1/personal/institution-data: connection reset"),
-			wantReason: reasonKlaviUnavailable, wantCalls: 1,
+			wantReason: ReasonKlaviUnavailable, wantCalls: 1,
 		},
 		{
 			name: "unknown tax id type", link: noType,
-			wantIs: []error{ErrUnknownTaxIDType}, permanent: true, wantReason: reasonUnknownTaxIDType,
+			wantIs: []error{ErrUnknownTaxIDType}, permanent: true, wantReason: ReasonUnknownTaxIDType,
 		},
 		{
 			name: "no webhook url", link: noURL,
-			wantIs: []error{ErrNoWebhookURL}, permanent: true, wantReason: reasonNoWebhookURL,
+			wantIs: []error{ErrNoWebhookURL}, permanent: true, wantReason: ReasonNoWebhookURL,
 		},
 		{
 			name: "claim fails", link: personalLink("l-1"),
 			storeFault: func(s *faultyStore) { s.claimErr = errors.New("dynamodb: throttled") },
-			wantReason: reasonStoreUnavailable,
+			wantReason: ReasonStoreUnavailable,
 		},
 		{
 			name: "link read fails", link: personalLink("l-1"),
 			storeFault: func(s *faultyStore) { s.getErr = errors.New("dynamodb: throttled") },
-			wantReason: reasonStoreUnavailable,
+			wantReason: ReasonStoreUnavailable,
 		},
 	}
 	for _, tc := range tests {
@@ -407,7 +407,7 @@ func TestRequestForConsentRecordFails(t *testing.T) {
 	if got := e.metrics.Sum("ReportRequestsUnrecorded", nil); got != 1 {
 		t.Errorf("ReportRequestsUnrecorded = %v, want 1", got)
 	}
-	if got := e.metrics.Sum("ReportRequestsFailed", map[string]string{"Reason": reasonStoreUnavailable}); got != 1 {
+	if got := e.metrics.Sum("ReportRequestsFailed", map[string]string{"Reason": ReasonStoreUnavailable}); got != 1 {
 		t.Errorf("ReportRequestsFailed{store_unavailable} = %v, want 1", got)
 	}
 }

@@ -1,4 +1,4 @@
-package reportrequest
+package reportstream
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -21,9 +22,9 @@ func TestStreamAuthorisedFixture(t *testing.T) {
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised(fixtureConsentID, "260"))
 	ev := loadStream(t, "report-request-stream-authorised.json")
 
-	resp, err := e.h.HandleStream(t.Context(), ev)
+	resp, err := e.h.Handle(t.Context(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("HandleStream = %+v, %v; want no failures", resp, err)
+		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
 	calls := e.klavi.Calls()
 	if len(calls) != 1 {
@@ -45,9 +46,9 @@ func TestStreamBatchTwice(t *testing.T) {
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised(fixtureConsentID, "260"))
 	ev := loadStream(t, "report-request-stream-authorised.json")
 	for i := range 2 {
-		resp, err := e.h.HandleStream(t.Context(), ev)
+		resp, err := e.h.Handle(t.Context(), ev)
 		if err != nil || len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("delivery %d: HandleStream = %+v, %v; want no failures", i+1, resp, err)
+			t.Fatalf("delivery %d: Handle = %+v, %v; want no failures", i+1, resp, err)
 		}
 	}
 	if n := len(e.klavi.Calls()); n != 1 {
@@ -82,7 +83,7 @@ func TestStreamConcurrentDuplicates(t *testing.T) {
 	var wg sync.WaitGroup
 	for range invocations {
 		wg.Go(func() {
-			resp, err := e.h.HandleStream(t.Context(), ev)
+			resp, err := e.h.Handle(t.Context(), ev)
 			results <- result{resp, err}
 		})
 	}
@@ -129,12 +130,11 @@ func TestStreamIgnores(t *testing.T) {
 	)
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	e.objects = newObjects(reportstore.ReportKey("l-1", "pf_credit_card", "r-1"))
-	e.h.objects = e.objects
+	e.objects.reset(reportstore.ReportKey("l-1", "pf_credit_card", "r-1"))
 
-	resp, err := e.h.HandleStream(t.Context(), ev)
+	resp, err := e.h.Handle(t.Context(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("HandleStream = %+v, %v; want no failures", resp, err)
+		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
 	if n := len(e.klavi.Calls()); n != 0 {
 		t.Errorf("klavi calls = %d, want 0", n)
@@ -152,7 +152,7 @@ func TestStreamInsertAuthorised(t *testing.T) {
 	// A consent first seen already AUTHORISED has no old image.
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	resp, _ := e.h.HandleStream(t.Context(), batch(consentRecord("1", "INSERT", "l-1", "c-1", "", "authorised")))
+	resp, _ := e.h.Handle(t.Context(), batch(consentRecord("1", "INSERT", "l-1", "c-1", "", "authorised")))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures = %+v, want none", resp.BatchItemFailures)
 	}
@@ -168,17 +168,17 @@ func TestStreamAutoRequestOff(t *testing.T) {
 	e.objects.keys[key] = true
 	seed(t, e.store.MemoryStore, personalLink("l-2"), authorised("c-3", "260"))
 
-	resp, err := e.h.HandleStream(t.Context(), batch(
+	resp, err := e.h.Handle(t.Context(), batch(
 		consentRecord("1", "MODIFY", "l-1", "c-1", linkstore.ConsentAwaitingLGPDAuthorisation, linkstore.ConsentAuthorised),
 		consentRecord("2", "MODIFY", "l-2", "c-3", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser),
 	))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("HandleStream = %+v, %v; want no failures", resp, err)
+		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
 	if n := len(e.klavi.Calls()); n != 0 {
 		t.Errorf("klavi calls = %d, want 0", n)
 	}
-	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": reasonAutoRequestOff}); got != 1 {
+	if got := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": reports.ReasonAutoRequestOff}); got != 1 {
 		t.Errorf("ReportRequestsSkipped{auto_request_disabled} = %v, want 1", got)
 	}
 	if l := getLink(t, e.store.MemoryStore, "l-1"); l.Consents[0].LeaseUntil != (time.Time{}) {
@@ -192,7 +192,7 @@ func TestStreamAutoRequestOff(t *testing.T) {
 func TestStreamDeletedFixture(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised(fixtureConsentID, "260"))
-	if _, err := e.h.RequestForConsent(t.Context(), fixtureLinkID, fixtureConsentID, linkstore.TriggerStream); err != nil {
+	if _, err := e.svc.RequestForConsent(t.Context(), fixtureLinkID, fixtureConsentID, linkstore.TriggerStream); err != nil {
 		t.Fatal(err)
 	}
 	setConsent(t, e.store.MemoryStore, fixtureLinkID, linkstore.Consent{ConsentID: fixtureConsentID, Status: linkstore.ConsentDeletedByUser})
@@ -202,14 +202,13 @@ func TestStreamDeletedFixture(t *testing.T) {
 	}
 	// A link whose id starts with the same characters keeps its reports.
 	other := reportstore.ReportKey(fixtureLinkID+"0", "pf_credit_card", "pr-3")
-	e.objects = newObjects(append(mine, other)...)
-	e.h.objects = e.objects
+	e.objects.reset(append(mine, other)...)
 	ev := loadStream(t, "report-request-stream-deleted.json")
 
 	for i := range 2 { // a redelivered batch purges again, harmlessly
-		resp, err := e.h.HandleStream(t.Context(), ev)
+		resp, err := e.h.Handle(t.Context(), ev)
 		if err != nil || len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("delivery %d: HandleStream = %+v, %v; want no failures", i+1, resp, err)
+			t.Fatalf("delivery %d: Handle = %+v, %v; want no failures", i+1, resp, err)
 		}
 	}
 	for _, k := range mine {
@@ -259,9 +258,9 @@ func TestStreamPurgeFailures(t *testing.T) {
 			e.objects.err, e.store.purgeErr = tc.objectsErr, tc.purgeErr
 			ev := batch(consentRecord("7", "MODIFY", "l-1", "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser))
 
-			resp, err := e.h.HandleStream(t.Context(), ev)
+			resp, err := e.h.Handle(t.Context(), ev)
 			if err != nil || !cmp.Equal(failedSeqs(resp), []string{"7"}) {
-				t.Fatalf("HandleStream = %+v, %v; want record 7 failed", resp, err)
+				t.Fatalf("Handle = %+v, %v; want record 7 failed", resp, err)
 			}
 			l := getLink(t, e.store.MemoryStore, "l-1")
 			if got := !l.PurgedAt.IsZero(); got != tc.wantPurged {
@@ -276,9 +275,9 @@ func TestStreamPurgeFailures(t *testing.T) {
 
 			// The stream delivers the record again; the purge completes.
 			e.objects.err, e.store.purgeErr = nil, nil
-			resp, err = e.h.HandleStream(t.Context(), ev)
+			resp, err = e.h.Handle(t.Context(), ev)
 			if err != nil || len(resp.BatchItemFailures) != 0 {
-				t.Fatalf("retry: HandleStream = %+v, %v; want no failures", resp, err)
+				t.Fatalf("retry: Handle = %+v, %v; want no failures", resp, err)
 			}
 			if l := getLink(t, e.store.MemoryStore, "l-1"); l.PurgedAt.IsZero() || l.TaxID != "" || e.objects.has(key) {
 				t.Errorf("after the retry: purgedAt %v, tax id kept %v, object kept %v", l.PurgedAt, l.TaxID != "", e.objects.has(key))
@@ -294,8 +293,8 @@ func TestStreamPurgeOrder(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 	order := &orderStore{faultyStore: e.store, objects: e.objects}
-	h := New(e.klavi, order, order, Config{AutoRequest: true, Now: e.clock.Now})
-	resp, _ := h.HandleStream(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
+	h := New(reports.New(e.klavi, order, order, reports.Config{Now: e.clock.Now}), Config{AutoRequest: true})
+	resp, _ := h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures = %+v", resp.BatchItemFailures)
 	}
@@ -325,9 +324,9 @@ func (o *orderStore) DeletePrefix(ctx context.Context, prefix string) (int, erro
 
 func TestStreamPurgeUnknownLink(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, err := e.h.HandleStream(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
+	resp, err := e.h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser)))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("HandleStream = %+v, %v; want no failures", resp, err)
+		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
 	if got := e.metrics.Sum("LinksPurged", nil); got != 0 {
 		t.Errorf("LinksPurged = %v, want 0 for a link never stored", got)
@@ -344,7 +343,7 @@ func TestStreamFailureKeepsLinkOrder(t *testing.T) {
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-b"}, nil
 	}
-	resp, err := e.h.HandleStream(t.Context(), batch(
+	resp, err := e.h.Handle(t.Context(), batch(
 		consentRecord("1", "MODIFY", "l-a", "c-a", linkstore.ConsentAwaitingLGPDAuthorisation, linkstore.ConsentAuthorised),
 		consentRecord("2", "MODIFY", "l-b", "c-b", linkstore.ConsentAwaitingLGPDAuthorisation, linkstore.ConsentAuthorised),
 		consentRecord("3", "MODIFY", "l-a", "c-a", linkstore.ConsentAuthorised, linkstore.ConsentAuthorised), // no-op
@@ -421,7 +420,7 @@ func TestStreamOutcomes(t *testing.T) {
 			if linkID == "" {
 				linkID = "l-1"
 			}
-			resp, err := e.h.HandleStream(t.Context(), batch(
+			resp, err := e.h.Handle(t.Context(), batch(
 				consentRecord("9", "MODIFY", linkID, "c-1", linkstore.ConsentAwaitingLGPDAuthorisation, linkstore.ConsentAuthorised)))
 			if err != nil {
 				t.Fatal(err)
@@ -442,7 +441,7 @@ func TestStreamCanceledContext(t *testing.T) {
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	resp, err := e.h.HandleStream(ctx, batch(
+	resp, err := e.h.Handle(ctx, batch(
 		consentRecord("1", "MODIFY", "l-1", "c-1", linkstore.ConsentAwaitingLGPDAuthorisation, linkstore.ConsentAuthorised),
 		consentRecord("2", "REMOVE", "l-1", "c-1", linkstore.ConsentAuthorised, ""),
 		consentRecord("3", "MODIFY", "l-2", "c-2", linkstore.ConsentAuthorised, linkstore.ConsentDeletedByUser),

@@ -1,4 +1,4 @@
-package reportrequest
+package reports
 
 import (
 	"context"
@@ -21,10 +21,10 @@ const unidentifiedPrefix = "unidentified-"
 // little of the invocation is left to call Klavi and record the outcome
 // (Config.MinCallTime and RecordReserve): no call was made. It is
 // temporary; the caller tries again in a later invocation.
-var ErrDeadlineNear = errors.New("reportrequest: too close to the deadline to call klavi")
+var ErrDeadlineNear = errors.New("reports: too close to the deadline to call klavi")
 
-// reasonDeadlineNear counts ErrDeadlineNear in ReportRequestsFailed.
-const reasonDeadlineNear = "deadline_near"
+// ReasonDeadlineNear counts ErrDeadlineNear in ReportRequestsFailed.
+const ReasonDeadlineNear = "deadline_near"
 
 // recordAttempts is how many times a transient store failure to record an
 // accepted request is tried.
@@ -41,16 +41,16 @@ const recordAttempts = 3
 // error matching ErrInProgress while another caller holds the claim, one
 // matching ErrPermanent when trying again cannot help (see the package
 // documentation), and any other error when it can.
-func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error) {
+func (h *Service) RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error) {
 	if trigger != linkstore.TriggerStream && trigger != linkstore.TriggerReconcile {
-		err := permanent(reasonInvalidTrigger, fmt.Errorf("request reports for consent %s of link %s: %w %q", consentID, linkID, ErrInvalidTrigger, trigger))
+		err := permanent(ReasonInvalidTrigger, fmt.Errorf("request reports for consent %s of link %s: %w %q", consentID, linkID, ErrInvalidTrigger, trigger))
 		h.countFailure(err)
 		return "", err
 	}
 	// Checked before the claim, so that an invocation about to end takes
 	// no lease and the consent stays free for the next attempt.
-	if _, err := h.callBudget(ctx); err != nil {
-		err = temporary(reasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
+	if _, err := h.CallBudget(ctx); err != nil {
+		err = temporary(ReasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
 		h.countFailure(err)
 		return "", err
 	}
@@ -58,54 +58,54 @@ func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trig
 	err := h.store.ClaimAutoRequest(ctx, linkID, consentID, h.lease, now)
 	switch {
 	case errors.Is(err, linkstore.ErrDuplicate):
-		h.skipped(ctx, linkID, consentID, trigger, reasonAlreadyRequested)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonAlreadyRequested)
 		return "", nil
 	case errors.Is(err, linkstore.ErrNotAuthorised):
-		h.skipped(ctx, linkID, consentID, trigger, reasonNotAuthorised)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonNotAuthorised)
 		return "", nil
 	case errors.Is(err, linkstore.ErrNotFound):
-		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonNotFound)
 		return "", nil
 	case errors.Is(err, linkstore.ErrLeaseHeld):
-		h.skipped(ctx, linkID, consentID, trigger, reasonInProgress)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonInProgress)
 		return "", fmt.Errorf("request reports for consent %s of link %s: %w: %w", consentID, linkID, ErrInProgress, err)
 	case err != nil:
-		err = temporary(reasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
+		err = temporary(ReasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
 		h.countFailure(err)
 		return "", err
 	}
 
 	link, err := h.store.GetLink(ctx, linkID)
 	if errors.Is(err, linkstore.ErrNotFound) {
-		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonNotFound)
 		return "", nil
 	}
 	if err != nil {
-		err = temporary(reasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
+		err = temporary(ReasonStoreUnavailable, fmt.Errorf("request reports for consent %s of link %s: %w", consentID, linkID, err))
 		h.countFailure(err)
 		return "", err
 	}
 	if !link.PurgedAt.IsZero() {
-		h.skipped(ctx, linkID, consentID, trigger, reasonPurged)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonPurged)
 		return "", nil
 	}
 	i := slices.IndexFunc(link.Consents, func(c linkstore.Consent) bool { return c.ConsentID == consentID })
 	if i < 0 {
-		h.skipped(ctx, linkID, consentID, trigger, reasonNotFound)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonNotFound)
 		return "", nil
 	}
 	consent := link.Consents[i]
 	if !isStatus(consent.Status, linkstore.ConsentAuthorised) {
-		h.skipped(ctx, linkID, consentID, trigger, reasonNotAuthorised)
+		h.skipped(ctx, linkID, consentID, trigger, ReasonNotAuthorised)
 		return "", nil
 	}
 
 	// The store reads since the first check took some of the time. Too
 	// little left now leaves the consent claimed: its lease runs out and
 	// the sweep, or a late retry, makes the request.
-	budget, err := h.callBudget(ctx)
+	budget, err := h.CallBudget(ctx)
 	if err != nil {
-		err = temporary(reasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: claimed, not asked: %w", consentID, linkID, err))
+		err = temporary(ReasonDeadlineNear, fmt.Errorf("request reports for consent %s of link %s: claimed, not asked: %w", consentID, linkID, err))
 		h.countFailure(err)
 		return "", err
 	}
@@ -117,7 +117,7 @@ func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trig
 	return requestID, nil
 }
 
-// callBudget is how long an automatic Klavi call started now may take. It
+// CallBudget is how long an automatic Klavi call started now may take. It
 // ends well inside the lease (three quarters of it), so that its outcome
 // is recorded before anybody else may claim the consent; and
 // Config.RecordReserve before ctx's deadline, so that an accepted request
@@ -125,7 +125,7 @@ func (h *Handler) RequestForConsent(ctx context.Context, linkID, consentID, trig
 // Config.MinCallTime left, it returns an error matching ErrDeadlineNear:
 // a call cut short by its timeout may still have been acted on by Klavi,
 // and would then be made a second time.
-func (h *Handler) callBudget(ctx context.Context) (time.Duration, error) {
+func (h *Service) CallBudget(ctx context.Context) (time.Duration, error) {
 	budget := h.lease * 3 / 4
 	dl, ok := ctx.Deadline()
 	if !ok {
@@ -143,7 +143,7 @@ func (h *Handler) callBudget(ctx context.Context) (time.Duration, error) {
 // Klavi call is bounded by klaviTimeout when it is not zero. When Klavi
 // accepted the request but recording it failed, send returns the request
 // id together with the error: the request was made.
-func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *linkstore.Link, c linkstore.Consent, products []string, webhookURL, trigger string) (string, error) {
+func (h *Service) send(ctx context.Context, klaviTimeout time.Duration, link *linkstore.Link, c linkstore.Consent, products []string, webhookURL, trigger string) (string, error) {
 	kind, err := taxIDKind(link)
 	if err != nil {
 		return "", err
@@ -153,10 +153,10 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 		institution = link.InstitutionCode
 	}
 	if institution == "" {
-		return "", permanent(reasonNoInstitution, ErrNoInstitution)
+		return "", permanent(ReasonNoInstitution, ErrNoInstitution)
 	}
 	if webhookURL == "" {
-		return "", permanent(reasonNoWebhookURL, ErrNoWebhookURL)
+		return "", permanent(ReasonNoWebhookURL, ErrNoWebhookURL)
 	}
 	req := klavi.InstitutionDataRequest{
 		TaxID:               link.TaxID,
@@ -215,7 +215,7 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 			"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID)
 	default:
 		h.metric.Count("ReportRequestsUnrecorded", 1, "Trigger", trigger)
-		return requestID, temporary(reasonStoreUnavailable, fmt.Errorf("record request %s: %w", requestID, err))
+		return requestID, temporary(ReasonStoreUnavailable, fmt.Errorf("record request %s: %w", requestID, err))
 	}
 	h.log.InfoContext(ctx, "report request sent",
 		"linkId", link.LinkID, "consentId", c.ConsentID, "reportRequestId", requestID,
@@ -230,7 +230,7 @@ func (h *Handler) send(ctx context.Context, klaviTimeout time.Duration, link *li
 // Config.RecordTimeout, and tries a transient failure again (the write is
 // idempotent: a repeat of one that did land fails with
 // linkstore.ErrDuplicate).
-func (h *Handler) record(ctx context.Context, linkID string, rec linkstore.ReportRequest) error {
+func (h *Service) record(ctx context.Context, linkID string, rec linkstore.ReportRequest) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.recordTimeout)
 	defer cancel()
 	wait := h.recordBackoff
@@ -271,12 +271,12 @@ func taxIDKind(link *linkstore.Link) (klavi.TaxIDKind, error) {
 			return klavi.Business, nil
 		}
 	}
-	return "", permanent(reasonUnknownTaxIDType, ErrUnknownTaxIDType)
+	return "", permanent(ReasonUnknownTaxIDType, ErrUnknownTaxIDType)
 }
 
 // webhookURL is where Klavi must POST the link's reports: the URL the link
 // was created with, else the configured one, else fallback.
-func (h *Handler) webhookURL(link *linkstore.Link, fallback string) string {
+func (h *Service) webhookURL(link *linkstore.Link, fallback string) string {
 	switch {
 	case link.ReportWebhookURL != "":
 		return link.ReportWebhookURL
@@ -287,14 +287,14 @@ func (h *Handler) webhookURL(link *linkstore.Link, fallback string) string {
 	}
 }
 
-func (h *Handler) skipped(ctx context.Context, linkID, consentID, trigger, reason string) {
+func (h *Service) skipped(ctx context.Context, linkID, consentID, trigger, reason string) {
 	h.metric.Count("ReportRequestsSkipped", 1, "Reason", reason)
 	h.log.InfoContext(ctx, "report request skipped",
 		"linkId", linkID, "consentId", consentID, "trigger", trigger, "reason", reason)
 }
 
-func (h *Handler) countFailure(err error) {
-	if reason := reasonOf(err); reason != "" {
+func (h *Service) countFailure(err error) {
+	if reason := ReasonOf(err); reason != "" {
 		h.metric.Count("ReportRequestsFailed", 1, "Reason", reason)
 	}
 }

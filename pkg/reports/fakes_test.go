@@ -1,0 +1,389 @@
+package reports
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+)
+
+// Ids used by the events/report-request-*.json fixtures.
+const (
+	fixtureLinkID    = "4437b139-8a16-11ee-b636-487b6bad036a"
+	fixtureConsentID = "9b1f6c2e-8a16-11ee-a1c3-0242ac120002"
+)
+
+// Valid test tax ids (check digits correct).
+const (
+	testCPF        = "12345678909"
+	testCPFMasked  = "123.456.789-09"
+	testCNPJ       = "11222333000181"
+	testCNPJMasked = "11.222.333/0001-81"
+	testWebhookURL = "https://api.example.com/webhooks/klavi/reports"
+)
+
+var testStart = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// clock is a settable Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: testStart} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// klaviCall is one call the fake Klavi received.
+type klaviCall struct {
+	kind        klavi.TaxIDKind
+	req         klavi.InstitutionDataRequest
+	hasDeadline bool
+	deadline    time.Time
+}
+
+// fakeKlavi records report requests. answer, when set, decides the outcome
+// of call n (from 1); otherwise every call is accepted as "req-<n>".
+type fakeKlavi struct {
+	mu     sync.Mutex
+	calls  []klaviCall
+	answer func(n int, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error)
+}
+
+func (f *fakeKlavi) RequestInstitutionData(ctx context.Context, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	dl, ok := ctx.Deadline()
+	f.mu.Lock()
+	f.calls = append(f.calls, klaviCall{kind: kind, req: r, hasDeadline: ok, deadline: dl})
+	n := len(f.calls)
+	answer := f.answer
+	f.mu.Unlock()
+	if answer != nil {
+		return answer(n, kind, r)
+	}
+	return &klavi.ReportRequestAccepted{RequestID: fmt.Sprintf("req-%d", n), Message: "ok"}, nil
+}
+
+func (f *fakeKlavi) Calls() []klaviCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]klaviCall(nil), f.calls...)
+}
+
+// failWith makes every call fail with err.
+func (f *fakeKlavi) failWith(err error) {
+	f.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+		return nil, err
+	}
+}
+
+// apiError builds the error the Klavi client returns for an HTTP answer.
+func apiError(status, code int) error {
+	return &klavi.APIError{HTTPStatus: status, StatusCode: code, Endpoint: "POST /data/v1/personal/institution-data"}
+}
+
+// faultyStore is the memory store with errors injected per method.
+type faultyStore struct {
+	*linkstore.MemoryStore
+	claimErr, getErr, recordErr, purgeErr error
+}
+
+func (s *faultyStore) ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	if s.claimErr != nil {
+		return s.claimErr
+	}
+	return s.MemoryStore.ClaimAutoRequest(ctx, linkID, consentID, lease, now)
+}
+
+func (s *faultyStore) GetLink(ctx context.Context, linkID string) (*linkstore.Link, error) {
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
+	return s.MemoryStore.GetLink(ctx, linkID)
+}
+
+func (s *faultyStore) RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error {
+	if s.recordErr != nil {
+		return s.recordErr
+	}
+	return s.MemoryStore.RecordReportRequest(ctx, linkID, r)
+}
+
+func (s *faultyStore) Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
+	if s.purgeErr != nil {
+		return nil, s.purgeErr
+	}
+	return s.MemoryStore.Purge(ctx, linkID, now)
+}
+
+// fakeObjects is a bucket of keys.
+type fakeObjects struct {
+	mu       sync.Mutex
+	keys     map[string]bool
+	prefixes []string // of every DeletePrefix call
+	err      error
+}
+
+func newObjects(keys ...string) *fakeObjects {
+	o := &fakeObjects{keys: map[string]bool{}}
+	for _, k := range keys {
+		o.keys[k] = true
+	}
+	return o
+}
+
+func (o *fakeObjects) DeletePrefix(_ context.Context, prefix string) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.prefixes = append(o.prefixes, prefix)
+	if o.err != nil {
+		return 0, o.err
+	}
+	n := 0
+	for k := range o.keys {
+		if strings.HasPrefix(k, prefix) {
+			delete(o.keys, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (o *fakeObjects) has(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.keys[key]
+}
+
+// env is a handler over fakes.
+type env struct {
+	h       *Service
+	klavi   *fakeKlavi
+	store   *faultyStore
+	objects *fakeObjects
+	clock   *clock
+	metrics *metrics.Recorder
+	logs    *syncBuffer
+}
+
+// newEnv builds a service with products ["all"];
+// mod adjusts the configuration.
+func newEnv(t *testing.T, mod func(*Config)) *env {
+	t.Helper()
+	e := &env{
+		klavi:   &fakeKlavi{},
+		clock:   newClock(),
+		objects: newObjects(),
+		metrics: metrics.NewCapture("report-request"),
+		logs:    &syncBuffer{},
+	}
+	e.store = &faultyStore{MemoryStore: linkstore.NewMemory(linkstore.WithClock(e.clock.Now))}
+	cfg := Config{
+
+		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics: e.metrics,
+		Now:     e.clock.Now,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e.h = New(e.klavi, e.store, e.objects, cfg)
+	// Record retries need no real pause against an in-memory store.
+	e.h.recordBackoff = time.Millisecond
+	return e
+}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// personalLink is a link created through the API for a CPF.
+func personalLink(id string) linkstore.Link {
+	return linkstore.Link{
+		LinkID:           id,
+		TaxIDType:        linkstore.TaxIDPersonal,
+		TaxID:            testCPF,
+		ReportWebhookURL: testWebhookURL,
+		ExternalInfo:     json.RawMessage(`{"customerRef":"cus_42"}`),
+		CreatedAt:        testStart.Add(-time.Hour),
+		ExpiresAt:        testStart.Add(-30 * time.Minute),
+	}
+}
+
+// seed stores l and its consents, each set by an event.
+func seed(t *testing.T, s *linkstore.MemoryStore, l linkstore.Link, consents ...linkstore.Consent) {
+	t.Helper()
+	if err := s.CreateLink(t.Context(), l); err != nil {
+		t.Fatalf("seed link: %v", err)
+	}
+	for _, c := range consents {
+		setConsent(t, s, l.LinkID, c)
+	}
+}
+
+// setConsent applies a consent event moving c to its status, at
+// c.EventTime or testStart. At the same time a later lifecycle state wins.
+func setConsent(t *testing.T, s *linkstore.MemoryStore, linkID string, c linkstore.Consent) {
+	t.Helper()
+	at := c.EventTime
+	if at.IsZero() {
+		at = testStart
+	}
+	out, err := s.ApplyEvent(t.Context(), linkstore.EventChange{
+		EventID:         "ev-" + rand.Text(),
+		EventName:       "consent_" + strings.ToLower(c.Status),
+		EventTime:       at,
+		ReceivedAt:      at,
+		LinkID:          linkID,
+		ConsentID:       c.ConsentID,
+		InstitutionCode: c.InstitutionCode,
+		ConsentStatus:   c.Status,
+	})
+	if err != nil || out != linkstore.Applied {
+		t.Fatalf("seed consent %s: outcome %q, error %v", c.ConsentID, out, err)
+	}
+}
+
+func authorised(id, institution string) linkstore.Consent {
+	return linkstore.Consent{ConsentID: id, InstitutionCode: institution, Status: linkstore.ConsentAuthorised}
+}
+
+func getLink(t *testing.T, s *linkstore.MemoryStore, id string) *linkstore.Link {
+	t.Helper()
+	l, err := s.GetLink(t.Context(), id)
+	if err != nil {
+		t.Fatalf("get link %s: %v", id, err)
+	}
+	return l
+}
+
+func readFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatalf("read fixture: %v", err)
+	}
+	return b
+}
+
+func loadStream(t *testing.T, name string) events.DynamoDBEvent {
+	t.Helper()
+	var ev events.DynamoDBEvent
+	if err := json.Unmarshal(readFixture(t, name), &ev); err != nil {
+		t.Fatalf("decode %s: %v", name, err)
+	}
+	return ev
+}
+
+func loadHTTP(t *testing.T, name string) httpapi.Request {
+	t.Helper()
+	var req httpapi.Request
+	if err := json.Unmarshal(readFixture(t, name), &req); err != nil {
+		t.Fatalf("decode %s: %v", name, err)
+	}
+	return req
+}
+
+// consentImage is a consent item as the stream shows it; "" status means
+// no image.
+func consentImage(linkID, consentID, institution, status string) map[string]events.DynamoDBAttributeValue {
+	if status == "" {
+		return nil
+	}
+	s := events.NewStringAttribute
+	return map[string]events.DynamoDBAttributeValue{
+		"pk":              s("LINK#" + linkID),
+		"sk":              s("CONSENT#" + consentID),
+		"type":            s("consent"),
+		"linkId":          s(linkID),
+		"consentId":       s(consentID),
+		"institutionCode": s(institution),
+		"status":          s(status),
+		"eventTime":       s("2026-11-24T12:01:58.412Z"),
+		"eventRank":       events.NewNumberAttribute("4"),
+	}
+}
+
+// consentRecord is a stream record of a consent item going from oldStatus
+// to newStatus ("" for no image).
+func consentRecord(seq, eventName, linkID, consentID, oldStatus, newStatus string) events.DynamoDBEventRecord {
+	return events.DynamoDBEventRecord{
+		EventID:        "id-" + seq,
+		EventName:      eventName,
+		EventSource:    "aws:dynamodb",
+		EventVersion:   "1.1",
+		AWSRegion:      "sa-east-1",
+		EventSourceArn: "arn:aws:dynamodb:sa-east-1:123456789012:table/links/stream/2026-11-01T00:00:00.000",
+		Change: events.DynamoDBStreamRecord{
+			Keys: map[string]events.DynamoDBAttributeValue{
+				"pk": events.NewStringAttribute("LINK#" + linkID),
+				"sk": events.NewStringAttribute("CONSENT#" + consentID),
+			},
+			NewImage:       consentImage(linkID, consentID, "260", newStatus),
+			OldImage:       consentImage(linkID, consentID, "260", oldStatus),
+			SequenceNumber: seq,
+			StreamViewType: "NEW_AND_OLD_IMAGES",
+		},
+	}
+}
+
+func batch(records ...events.DynamoDBEventRecord) events.DynamoDBEvent {
+	return events.DynamoDBEvent{Records: records}
+}
+
+// failedSeqs lists the sequence numbers reported as failed.
+func failedSeqs(resp events.DynamoDBEventResponse) []string {
+	var out []string
+	for _, f := range resp.BatchItemFailures {
+		out = append(out, f.ItemIdentifier)
+	}
+	return out
+}
+
+// checkNoTaxID fails t when text holds a test tax id, bare or masked.
+func checkNoTaxID(t *testing.T, where, text string) {
+	t.Helper()
+	for _, id := range []string{testCPF, testCPFMasked, testCNPJ, testCNPJMasked} {
+		if strings.Contains(text, id) {
+			t.Errorf("%s contains a tax id:\n%s", where, text)
+		}
+	}
+}
