@@ -1,6 +1,7 @@
-// Command create-link serves the frontend's link routes behind API Gateway:
-// POST /links creates a Klavi link, GET /links/{linkId} returns the link view.
-// main only wires; the logic is in pkg/linkapi.
+// Command create-link is the links API behind API Gateway: POST /links
+// creates a Klavi link, GET /links/{linkId} returns the link view, POST
+// /links/{linkId}/reports requests the link's reports now. main only wires;
+// the logic is in pkg/linkapi and pkg/reports.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 func main() {
@@ -31,7 +33,15 @@ func main() {
 		lambdaapp.Fatal(app.Logger, "start create-link", err)
 	}
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
-	h := linkapi.New(kc, store, linkapi.Config{
+	// Manual report requests never purge, so the service gets no report
+	// deleter (and the function no s3:DeleteObject).
+	svc := reports.New(kc, store, nil, reports.Config{
+		Products:         app.Config.ReportProducts,
+		ReportWebhookURL: app.Config.ReportWebhookURL,
+		Logger:           app.Logger,
+		Metrics:          app.Metrics,
+	})
+	h := linkapi.New(kc, store, svc, linkapi.Config{
 		AllowedRedirectHosts: app.Config.AllowedRedirectHosts,
 		ReportWebhookURL:     app.Config.ReportWebhookURL,
 		Logger:               app.Logger,

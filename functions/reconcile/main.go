@@ -14,7 +14,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 func main() {
@@ -37,9 +37,8 @@ func main() {
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable,
 		linkstore.WithReportGrace(app.Config.ReconcileAfter))
 	// The sweep never purges, so the requester gets no report deleter.
-	requester := reportrequest.New(kc, store, nil, reportrequest.Config{
+	requester := reports.New(kc, store, nil, reports.Config{
 		Products:         app.Config.ReportProducts,
-		AutoRequest:      app.Config.AutoRequestReports,
 		ReportWebhookURL: app.Config.ReportWebhookURL,
 		Logger:           app.Logger,
 		Metrics:          app.Metrics,

@@ -1,7 +1,7 @@
-// Command report-request asks Klavi for reports. It has two triggers: the
-// links table's DynamoDB stream (a consent became AUTHORISED, or the user
-// deleted their data) and POST /links/{linkId}/reports from API Gateway.
-// main only wires; the logic is in pkg/reportrequest.
+// Command report-request consumes the links table's DynamoDB stream: a
+// consent that became AUTHORISED gets its report request, one the user
+// deleted purges its link. main only wires; the logic is in
+// pkg/reportstream and pkg/reports.
 package main
 
 import (
@@ -14,8 +14,9 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 )
 
 func main() {
@@ -34,12 +35,16 @@ func main() {
 	}
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
 	objects := reportstore.New(s3.NewFromConfig(app.AWS, lambdaapp.S3Options), app.Config.ReportsBucket, reportstore.Options{})
-	h := reportrequest.New(kc, store, objects, reportrequest.Config{
+	svc := reports.New(kc, store, objects, reports.Config{
 		Products:         app.Config.ReportProducts,
-		AutoRequest:      app.Config.AutoRequestReports,
 		ReportWebhookURL: app.Config.ReportWebhookURL,
 		Logger:           app.Logger,
 		Metrics:          app.Metrics,
+	})
+	h := reportstream.New(svc, reportstream.Config{
+		AutoRequest: app.Config.AutoRequestReports,
+		Logger:      app.Logger,
+		Metrics:     app.Metrics,
 	})
 	lambda.Start(h.Handle)
 }

@@ -13,8 +13,8 @@
 // as in CloudWatch; the handler's response goes back as API Gateway would
 // send it.
 //
-//	POST /links, GET /links/{linkId}   pkg/linkapi          (create-link)
-//	POST /links/{linkId}/reports       pkg/reportrequest    (report-request)
+//	POST /links, GET /links/{linkId},
+//	POST /links/{linkId}/reports       pkg/linkapi          (create-link, the links API)
 //	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
 //	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
 //
@@ -22,7 +22,7 @@
 // the table's DynamoDB stream: each consent write becomes the stream record
 // DynamoDB would carry (linkstore.StreamRecord), filtered as the template's
 // event source mapping filters, and goes to the report-request function's
-// stream handler in batches, with its retry rules. The token is renewed on
+// stream handler (pkg/reportstream) in batches, with its retry rules. The token is renewed on
 // a ticker, as the token-refresh schedule does.
 //
 // # Defaults and switches

@@ -24,8 +24,9 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
@@ -83,9 +84,10 @@ type Server struct {
 	url     string
 	sim     *klavisim.Simulator
 	tokens  tokenSource
-	// reportRequests is the report-request function's handler, also used
-	// by the sweep when the link store is a DynamoDB table.
-	reportRequests *reportrequest.Handler
+	// reportRequests is the report service the stream handler and the
+	// links API use, also used by the sweep when the link store is a
+	// DynamoDB table.
+	reportRequests *reports.Service
 	httpSrv        *http.Server
 	ln             net.Listener
 	conns          connTracker
@@ -268,7 +270,13 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 		webhookURL = s.url + httpapi.ReportWebhookPath
 	}
 	verifier := webhooksig.Verifier{Tolerance: s.cfg.SignatureTolerance}
-	links := linkapi.New(kc, s.links, linkapi.Config{
+	svc := reports.New(kc, s.links, s.objects, reports.Config{
+		Products:         s.cfg.ReportProducts,
+		ReportWebhookURL: webhookURL,
+		Logger:           s.log,
+	})
+	s.reportRequests = svc
+	links := linkapi.New(kc, s.links, svc, linkapi.Config{
 		AllowedRedirectHosts:  s.cfg.AllowedRedirectHosts,
 		ReportWebhookURL:      webhookURL,
 		AllowLoopbackRedirect: true,
@@ -276,15 +284,9 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	})
 	evh := eventwebhook.New(s.tokens, s.links, eventwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
 	rwh := reportwebhook.New(s.tokens, s.objects, s.links, reportwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
-	rr := reportrequest.New(kc, s.links, s.objects, reportrequest.Config{
-		Products:         s.cfg.ReportProducts,
-		AutoRequest:      !s.cfg.ManualReportsOnly,
-		ReportWebhookURL: webhookURL,
-		Logger:           s.log,
-	})
-	s.reportRequests = rr
+	stream := reportstream.New(svc, reportstream.Config{AutoRequest: !s.cfg.ManualReportsOnly, Logger: s.log})
 	if s.feed != nil {
-		s.feed.handle = rr.HandleStream
+		s.feed.handle = stream.Handle
 	}
 
 	mux := http.NewServeMux()
@@ -293,7 +295,7 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	}
 	route("create-link", "POST /links", links.Handle)
 	route("create-link", "GET /links/{linkId}", links.Handle)
-	route("report-request", "POST /links/{linkId}/reports", rr.HandleHTTP)
+	route("create-link", "POST /links/{linkId}/reports", links.Handle)
 	route("event-webhook", "POST /webhooks/klavi/events", evh.Handle)
 	route("report-webhook", "POST /webhooks/klavi/reports", rwh.Handle)
 	if s.sim != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 // attentionLister finds the links waiting for reports.
@@ -95,9 +95,9 @@ func (s *sweeper) sweep(ctx context.Context) {
 				continue
 			}
 			_, err := s.requests.RequestForConsent(ctx, link.LinkID, c.ConsentID, linkstore.TriggerReconcile)
-			if err != nil && !errors.Is(err, reportrequest.ErrInProgress) {
+			if err != nil && !errors.Is(err, reports.ErrInProgress) {
 				s.log.ErrorContext(ctx, "sweep: request reports", "linkId", link.LinkID, "consentId", c.ConsentID, "error", err)
-				s.givenUp[key] = errors.Is(err, reportrequest.ErrPermanent)
+				s.givenUp[key] = errors.Is(err, reports.ErrPermanent)
 			}
 		}
 	}

@@ -49,7 +49,7 @@ func errorCode(t *testing.T, resp httpapi.Response) string {
 func TestReportsFixture(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
-	req := loadHTTP(t, "report-request-http.json")
+	req := loadHTTP(t, "create-link-reports.json")
 
 	resp, err := e.h.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
@@ -98,7 +98,7 @@ func TestReportsFixture(t *testing.T) {
 func TestReportsManualNotDeduplicated(t *testing.T) {
 	e := newReportsEnv(t, func(c *reports.Config) { c.Products = []string{"pf_balance"} })
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-	req := loadHTTP(t, "report-request-http.json")
+	req := loadHTTP(t, "create-link-reports.json")
 	req.Body = ""
 	req.Headers = map[string]string{} // no body, no content type needed
 	for i := range 2 {
@@ -166,7 +166,7 @@ func TestReportsBodies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			req := loadHTTP(t, "report-request-http.json")
+			req := loadHTTP(t, "create-link-reports.json")
 			req.Body, req.IsBase64Encoded = tc.body, tc.base64
 			switch tc.contentType {
 			case "":
@@ -261,7 +261,7 @@ func TestReportsLinkStates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			tc.setup(t, e)
-			req := loadHTTP(t, "report-request-http.json")
+			req := loadHTTP(t, "create-link-reports.json")
 			if tc.linkID != "" {
 				req.PathParameters["linkId"] = tc.linkID
 			}
@@ -302,7 +302,7 @@ func TestReportsRoutes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			req := loadHTTP(t, "report-request-http.json")
+			req := loadHTTP(t, "create-link-reports.json")
 			req.RouteKey = tc.routeKey
 			req.RequestContext.HTTP.Method = tc.method
 			if tc.rawPath != "" {
@@ -348,7 +348,7 @@ func TestReportsKlaviFailures(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			e.klavi.failWith(tc.err)
-			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
+			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
 			}
@@ -371,7 +371,7 @@ func TestReportsPartialFailure(t *testing.T) {
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-260"}, nil
 	}
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 	}
@@ -396,7 +396,7 @@ func TestReportsAllFailPrefersRetryable(t *testing.T) {
 		}
 		return nil, apiError(429, 429)
 	}
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, resp) != "klavi_busy" {
 		t.Errorf("answer = %d %s, want 503 klavi_busy", resp.StatusCode, resp.Body)
 	}
@@ -406,7 +406,7 @@ func TestReportsRecordFailsAfterKlaviAccepted(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 	e.store.recordErr = errors.New("dynamodb: throttled")
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "report-request-http.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202: Klavi took the request", resp.StatusCode, resp.Body)
 	}
@@ -437,7 +437,7 @@ func TestReportsWebhookURL(t *testing.T) {
 			l := personalLink(fixtureLinkID)
 			l.ReportWebhookURL = tc.linkURL
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			req := loadHTTP(t, "report-request-http.json")
+			req := loadHTTP(t, "create-link-reports.json")
 			if tc.stage != "" {
 				req.RequestContext.Stage = tc.stage
 			}
@@ -457,7 +457,7 @@ func TestReportsBusinessLink(t *testing.T) {
 	l := personalLink(fixtureLinkID)
 	l.TaxIDType, l.TaxID = linkstore.TaxIDBusiness, testCNPJ
 	seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-	req := loadHTTP(t, "report-request-http.json")
+	req := loadHTTP(t, "create-link-reports.json")
 	req.Body = `{"products":["pj_checking_account"]}`
 	resp, _ := e.h.Handle(t.Context(), req)
 	if resp.StatusCode != http.StatusAccepted {
@@ -503,7 +503,7 @@ func TestReportsOwnership(t *testing.T) {
 			l := personalLink(fixtureLinkID)
 			l.Owner = tc.owner
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "report-request-http.json"), tc.caller))
+			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "create-link-reports.json"), tc.caller))
 			if err != nil || resp.StatusCode != tc.wantStatus {
 				t.Fatalf("Handle = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
 			}

@@ -102,7 +102,7 @@ type requestCall struct {
 	LinkID, ConsentID, Trigger string
 }
 
-// fakeRequester behaves like reportrequest.Handler.RequestForConsent over
+// fakeRequester behaves like reports.Service.RequestForConsent over
 // the memory store: one claim per consent, then a recorded request. errFor
 // makes the call for a consent fail instead.
 type fakeRequester struct {

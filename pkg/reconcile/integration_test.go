@@ -18,7 +18,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
@@ -131,8 +131,8 @@ func TestDroppedAuthorisationRecovered(t *testing.T) {
 	logs := &syncBuffer{}
 	rec := metrics.NewCapture("reconcile")
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	requester := reportrequest.New(kc, store, nil, reportrequest.Config{
-		AutoRequest: true, Logger: logger, Metrics: rec, Now: clock.Now,
+	requester := reports.New(kc, store, nil, reports.Config{
+		Logger: logger, Metrics: rec, Now: clock.Now,
 	})
 	sweep := New(store, kc, requester, Config{
 		AutoRequest: true, Now: clock.Now, Logger: logger, Metrics: rec,

@@ -9,7 +9,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 // EventName is the event name of the synthetic events through which the
@@ -264,13 +264,13 @@ func (w *sweep) request(ctx context.Context, linkID, consentID string) (requestR
 	case err == nil:
 		w.act(ctx, ActionRequestSkipped, linkID, "report request not needed any more", "consentId", consentID)
 		return requestSkipped, nil
-	case errors.Is(err, reportrequest.ErrInProgress):
+	case errors.Is(err, reports.ErrInProgress):
 		w.act(ctx, ActionRequestInProgress, linkID, "report request in progress elsewhere", "consentId", consentID)
 		return requestInProgress, nil
-	case errors.Is(err, reportrequest.ErrPermanent):
+	case errors.Is(err, reports.ErrPermanent):
 		w.act(ctx, ActionRequestRejected, linkID, "report request cannot succeed as it stands", "consentId", consentID, "error", err)
 		return requestRejected, nil
-	case ctx.Err() != nil, errors.Is(err, reportrequest.ErrDeadlineNear):
+	case ctx.Err() != nil, errors.Is(err, reports.ErrDeadlineNear):
 		// Out of time for this run, not a failure: the next run goes on.
 		w.log.InfoContext(ctx, "reconcile: stopped by the deadline", "linkId", linkID, "consentId", consentID, "error", err)
 		return requestInterrupted, err

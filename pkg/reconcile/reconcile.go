@@ -31,7 +31,7 @@ type consentLister interface {
 }
 
 // reportRequester makes a consent's automatic report request, once
-// (reportrequest.Handler).
+// (reports.Service).
 type reportRequester interface {
 	RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (requestID string, err error)
 }

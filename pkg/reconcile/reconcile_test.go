@@ -15,7 +15,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
 const (
@@ -25,8 +25,8 @@ const (
 
 var (
 	errKlaviDown = &klavi.APIError{HTTPStatus: 503, Endpoint: "GET /data/v1/consents"}
-	errPermanent = fmt.Errorf("ask klavi: %w", reportrequest.ErrPermanent)
-	errInFlight  = fmt.Errorf("claim: %w", reportrequest.ErrInProgress)
+	errPermanent = fmt.Errorf("ask klavi: %w", reports.ErrPermanent)
+	errInFlight  = fmt.Errorf("claim: %w", reports.ErrInProgress)
 	errTemporary = errors.New("klavi: rate limited")
 )
 

@@ -9,11 +9,18 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
+// errNoDeleter: the service was built without a report deleter, as for
+// callers that never purge.
+var errNoDeleter = errors.New("reports: no report deleter")
+
 // Purge deletes what is held about the link's user (LGPD): the stored
 // reports, then the link's items (the store leaves a tombstone), then any
 // report stored in between. Each step is idempotent, so a failed purge is
 // simply run again; purging an unknown link is a no-op.
 func (h *Service) Purge(ctx context.Context, linkID string) error {
+	if h.objects == nil {
+		return fmt.Errorf("purge link %s: %w", linkID, errNoDeleter)
+	}
 	before, err := h.deleteReports(ctx, linkID)
 	if err != nil {
 		h.metric.Count("PurgesFailed", 1)

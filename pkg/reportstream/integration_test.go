@@ -334,7 +334,7 @@ func TestIntegrationManualRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
-	req := loadHTTP(t, "report-request-http.json")
+	req := loadHTTP(t, "create-link-reports.json")
 	req.PathParameters["linkId"] = linkID
 	resp, err := w.api.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {

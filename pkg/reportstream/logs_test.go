@@ -34,7 +34,7 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	for _, c := range []struct{ link, consent string }{{"l-pf", "c-1"}, {"l-pf", "c-2"}, {"l-pj", "c-3"}} {
 		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", linkstore.ConsentAuthorised)))
 	}
-	req := loadHTTP(t, "report-request-http.json")
+	req := loadHTTP(t, "create-link-reports.json")
 	for _, id := range []string{"l-pf", "l-pj", "missing"} {
 		req.PathParameters["linkId"] = id
 		resp, _ := e.api.Handle(ctx, req)

@@ -10,7 +10,7 @@
 //
 // The backend is put together from the same handlers as the deployed
 // functions and the local server (pkg/linkapi, pkg/eventwebhook,
-// pkg/reportwebhook, pkg/reportrequest, pkg/reconcile), over the in-memory
+// pkg/reportwebhook, pkg/reports, pkg/reportstream, pkg/reconcile), over the in-memory
 // link store with its change feed standing in for the table's stream and
 // the disk report store, each route served over HTTP as API Gateway would.
 // The test owns the feed and the clock: the feed lags behind the webhooks

@@ -31,7 +31,8 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -118,7 +119,12 @@ func newStack(t *testing.T, seed int64) *stack {
 	s.url = backend.URL
 	webhookURL := backend.URL + "/webhooks/klavi/reports"
 	keys := staticKey(simSecretKey)
-	links := linkapi.New(kc, s.store, linkapi.Config{
+	rr := reports.New(kc, s.store, disk, reports.Config{
+		ReportWebhookURL: webhookURL,
+		Logger:           log,
+		Now:              s.clock.Now,
+	})
+	links := linkapi.New(kc, s.store, rr, linkapi.Config{
 		AllowedRedirectHosts:  []string{"127.0.0.1"},
 		ReportWebhookURL:      webhookURL,
 		AllowLoopbackRedirect: true,
@@ -128,13 +134,7 @@ func newStack(t *testing.T, seed int64) *stack {
 	verifier := webhooksig.Verifier{Now: klaviNow}
 	evh := eventwebhook.New(keys, s.store, eventwebhook.Config{Verifier: verifier, Logger: log, Now: s.clock.Now})
 	rwh := reportwebhook.New(keys, disk, s.store, reportwebhook.Config{Verifier: verifier, Logger: log, Now: s.clock.Now})
-	rr := reportrequest.New(kc, s.store, disk, reportrequest.Config{
-		AutoRequest:      true,
-		ReportWebhookURL: webhookURL,
-		Logger:           log,
-		Now:              s.clock.Now,
-	})
-	s.feed.handle = rr.HandleStream
+	s.feed.handle = reportstream.New(rr, reportstream.Config{AutoRequest: true, Logger: log}).Handle
 	s.reconciler = reconcile.New(s.store, kc, rr, reconcile.Config{AutoRequest: true, Logger: log, Now: s.clock.Now})
 
 	mux.Handle("POST /links", lambdaRoute(links.Handle, "POST /links"))

@@ -33,7 +33,7 @@ func newCreateEnv(t *testing.T) *createEnv {
 	table, check := newTable(t)
 	k := newKlaviSide(t)
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(cfg), table, linkstore.WithClock(clock))
-	h := linkapi.New(k.client, store, linkapi.Config{
+	h := linkapi.New(k.client, store, nil, linkapi.Config{
 		AllowedRedirectHosts: []string{"app.example.com"},
 		Now:                  clock,
 	})

@@ -14,8 +14,9 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 )
 
 const institutionDataPath = "/data/v1/personal/institution-data"
@@ -40,7 +41,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type requestEnv struct {
-	h         *reportrequest.Handler
+	h         *reportstream.Handler
+	svc       *reports.Service
 	klavi     *klaviSide
 	check     *linkstore.DynamoStore
 	clock     *fakeClock
@@ -89,7 +91,8 @@ func newRequestEnv(t *testing.T) *requestEnv {
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(cfg), table, linkstore.WithClock(clk.Now))
 	// Only a purge touches the bucket, and none happens here.
 	objects := reportstore.New(s3.NewFromConfig(cfg), "unused-bucket", reportstore.Options{})
-	h := reportrequest.New(k.client, store, objects, reportrequest.Config{AutoRequest: true, Now: clk.Now})
+	svc := reports.New(k.client, store, objects, reports.Config{Now: clk.Now})
+	h := reportstream.New(svc, reportstream.Config{AutoRequest: true})
 
 	image := func(status string) map[string]events.DynamoDBAttributeValue {
 		s := events.NewStringAttribute
@@ -107,16 +110,16 @@ func newRequestEnv(t *testing.T) *requestEnv {
 			StreamViewType: "NEW_AND_OLD_IMAGES",
 		},
 	}}}
-	return &requestEnv{h: h, klavi: k, check: check, clock: clk, linkID: link.LinkID, consentID: consent.ID, record: record}
+	return &requestEnv{h: h, svc: svc, klavi: k, check: check, clock: clk, linkID: link.LinkID, consentID: consent.ID, record: record}
 }
 
 // stream delivers the authorisation record and returns the sequence
 // numbers reported as failed.
 func (e *requestEnv) stream(t *testing.T) []string {
 	t.Helper()
-	resp, err := e.h.HandleStream(t.Context(), e.record)
+	resp, err := e.h.Handle(t.Context(), e.record)
 	if err != nil {
-		t.Fatalf("HandleStream returned error %v; failures are reported per record", err)
+		t.Fatalf("Handle returned error %v; failures are reported per record", err)
 	}
 	var failed []string
 	for _, f := range resp.BatchItemFailures {
@@ -227,8 +230,8 @@ func TestReportRequestAnswerLostAfterKlaviAccepted(t *testing.T) {
 	}
 
 	// The sweep comes after the lease.
-	e.clock.Advance(reportrequest.DefaultLease + time.Second)
-	id, err := e.h.RequestForConsent(t.Context(), e.linkID, e.consentID, linkstore.TriggerReconcile)
+	e.clock.Advance(reports.DefaultLease + time.Second)
+	id, err := e.svc.RequestForConsent(t.Context(), e.linkID, e.consentID, linkstore.TriggerReconcile)
 	if err != nil {
 		t.Fatalf("reconciliation: %v", err)
 	}
@@ -245,11 +248,11 @@ func TestReportRequestAnswerLostAfterKlaviAccepted(t *testing.T) {
 	}
 
 	// From now on the consent has its request: nothing asks again.
-	e.clock.Advance(reportrequest.DefaultLease + time.Second)
+	e.clock.Advance(reports.DefaultLease + time.Second)
 	if failed := e.stream(t); len(failed) != 0 {
 		t.Errorf("late redelivery: failed records = %v, want none", failed)
 	}
-	if _, err := e.h.RequestForConsent(t.Context(), e.linkID, e.consentID, linkstore.TriggerReconcile); err != nil {
+	if _, err := e.svc.RequestForConsent(t.Context(), e.linkID, e.consentID, linkstore.TriggerReconcile); err != nil {
 		t.Errorf("second sweep: %v", err)
 	}
 	if got := len(e.klaviRequests()); got != 2 {
@@ -273,7 +276,7 @@ func TestReportRequestKlavi5xxIsRetriedByTheStream(t *testing.T) {
 	}
 
 	// A redelivery after the lease makes the request, once.
-	e.clock.Advance(reportrequest.DefaultLease + time.Second)
+	e.clock.Advance(reports.DefaultLease + time.Second)
 	if failed := e.stream(t); len(failed) != 0 {
 		t.Fatalf("redelivery after the lease: failed records = %v, want none", failed)
 	}

@@ -569,7 +569,7 @@ func (s *scenario) manualRequest(t *testing.T) {
 	d := s.d
 	before := len(d.sim.Requests())
 
-	status, body := d.invokeHTTP(t, fnReportRequest, fixture(t, "report-request-http.json", fixtureLinkID, s.linkID))
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-reports.json", fixtureLinkID, s.linkID))
 	if status != http.StatusAccepted {
 		t.Fatalf("POST /links/{linkId}/reports = %d %s, want 202", status, body)
 	}

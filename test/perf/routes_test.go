@@ -18,7 +18,8 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -124,7 +125,7 @@ type createLink struct {
 
 func newCreateLink(tb testing.TB, d *deployment, in *instance) driver {
 	return &createLink{
-		h: linkapi.New(in.klavi, in.links, linkapi.Config{
+		h: linkapi.New(in.klavi, in.links, nil, linkapi.Config{
 			AllowedRedirectHosts: []string{"app.example.com"},
 			Now:                  d.now,
 		}),
@@ -254,7 +255,7 @@ func (r *reportWebhook) send(ctx context.Context, tb testing.TB) {
 // Klavi and in the table.
 type reportRequest struct {
 	d    *deployment
-	h    *reportrequest.Handler
+	h    *reportstream.Handler
 	seq  int
 	next events.DynamoDBEvent
 }
@@ -262,11 +263,10 @@ type reportRequest struct {
 func newReportRequest(_ testing.TB, d *deployment, in *instance) driver {
 	return &reportRequest{
 		d: d,
-		h: reportrequest.New(in.klavi, in.links, in.reports, reportrequest.Config{
-			Products:    []string{"all"},
-			AutoRequest: true,
-			Now:         d.now,
-		}),
+		h: reportstream.New(reports.New(in.klavi, in.links, in.reports, reports.Config{
+			Products: []string{"all"},
+			Now:      d.now,
+		}), reportstream.Config{AutoRequest: true}),
 	}
 }
 
@@ -315,7 +315,7 @@ func (r *reportRequest) prepare(ctx context.Context, tb testing.TB) {
 func (r *reportRequest) send(ctx context.Context, tb testing.TB) {
 	tb.Helper()
 	before := len(r.d.sim.ReportRequests())
-	resp, err := r.h.HandleStream(ctx, r.next)
+	resp, err := r.h.Handle(ctx, r.next)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		tb.Fatalf("stream batch: error %v, failed records %v; want none", err, resp.BatchItemFailures)
 	}

@@ -41,7 +41,7 @@ func newTokenPath(tb testing.TB, d *deployment) *tokenPath {
 	return &tokenPath{
 		d:  d,
 		in: in,
-		h: linkapi.New(in.klavi, linkstore.NewMemory(linkstore.WithClock(d.now)), linkapi.Config{
+		h: linkapi.New(in.klavi, linkstore.NewMemory(linkstore.WithClock(d.now)), nil, linkapi.Config{
 			AllowedRedirectHosts: []string{"app.example.com"},
 			Now:                  d.now,
 		}),

@@ -87,12 +87,10 @@ func TestTemplateProperties(t *testing.T) {
 			return route{Function: "CreateLinkFunction", Auth: "AWS_IAM"}
 		}
 		for _, jwt := range []bool{true, false} {
-			reports := frontend(jwt)
-			reports.Function = "ReportRequestFunction"
 			want := map[string]route{
 				"POST /links":                  frontend(jwt),
 				"GET /links/{linkId}":          frontend(jwt),
-				"POST /links/{linkId}/reports": reports,
+				"POST /links/{linkId}/reports": frontend(jwt),
 				"POST /webhooks/klavi/events":  {Function: "EventWebhookFunction", Auth: "NONE"},
 				"POST /webhooks/klavi/reports": {Function: "ReportWebhookFunction", Auth: "NONE"},
 			}
