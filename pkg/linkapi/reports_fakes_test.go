@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -174,12 +172,6 @@ func (o *fakeObjects) DeletePrefix(_ context.Context, prefix string) (int, error
 	return n, nil
 }
 
-func (o *fakeObjects) has(key string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.keys[key]
-}
-
 // reportsEnv is the links API over the report service, over fakes.
 type reportsEnv struct {
 	h       *Handler
@@ -307,15 +299,6 @@ func readFixture(t *testing.T, name string) []byte {
 	return b
 }
 
-func loadStream(t *testing.T, name string) events.DynamoDBEvent {
-	t.Helper()
-	var ev events.DynamoDBEvent
-	if err := json.Unmarshal(readFixture(t, name), &ev); err != nil {
-		t.Fatalf("decode %s: %v", name, err)
-	}
-	return ev
-}
-
 func loadHTTP(t *testing.T, name string) httpapi.Request {
 	t.Helper()
 	var req httpapi.Request
@@ -323,62 +306,6 @@ func loadHTTP(t *testing.T, name string) httpapi.Request {
 		t.Fatalf("decode %s: %v", name, err)
 	}
 	return req
-}
-
-// consentImage is a consent item as the stream shows it; "" status means
-// no image.
-func consentImage(linkID, consentID, institution, status string) map[string]events.DynamoDBAttributeValue {
-	if status == "" {
-		return nil
-	}
-	s := events.NewStringAttribute
-	return map[string]events.DynamoDBAttributeValue{
-		"pk":              s("LINK#" + linkID),
-		"sk":              s("CONSENT#" + consentID),
-		"type":            s("consent"),
-		"linkId":          s(linkID),
-		"consentId":       s(consentID),
-		"institutionCode": s(institution),
-		"status":          s(status),
-		"eventTime":       s("2026-11-24T12:01:58.412Z"),
-		"eventRank":       events.NewNumberAttribute("4"),
-	}
-}
-
-// consentRecord is a stream record of a consent item going from oldStatus
-// to newStatus ("" for no image).
-func consentRecord(seq, eventName, linkID, consentID, oldStatus, newStatus string) events.DynamoDBEventRecord {
-	return events.DynamoDBEventRecord{
-		EventID:        "id-" + seq,
-		EventName:      eventName,
-		EventSource:    "aws:dynamodb",
-		EventVersion:   "1.1",
-		AWSRegion:      "sa-east-1",
-		EventSourceArn: "arn:aws:dynamodb:sa-east-1:123456789012:table/links/stream/2026-11-01T00:00:00.000",
-		Change: events.DynamoDBStreamRecord{
-			Keys: map[string]events.DynamoDBAttributeValue{
-				"pk": events.NewStringAttribute("LINK#" + linkID),
-				"sk": events.NewStringAttribute("CONSENT#" + consentID),
-			},
-			NewImage:       consentImage(linkID, consentID, "260", newStatus),
-			OldImage:       consentImage(linkID, consentID, "260", oldStatus),
-			SequenceNumber: seq,
-			StreamViewType: "NEW_AND_OLD_IMAGES",
-		},
-	}
-}
-
-func batch(records ...events.DynamoDBEventRecord) events.DynamoDBEvent {
-	return events.DynamoDBEvent{Records: records}
-}
-
-// failedSeqs lists the sequence numbers reported as failed.
-func failedSeqs(resp events.DynamoDBEventResponse) []string {
-	var out []string
-	for _, f := range resp.BatchItemFailures {
-		out = append(out, f.ItemIdentifier)
-	}
-	return out
 }
 
 // checkNoTaxID fails t when text holds a test tax id, bare or masked.
