@@ -24,6 +24,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportrequest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"
@@ -56,7 +57,7 @@ type reportObjects interface {
 }
 
 var (
-	_ linkStore     = (*linkstore.MemoryStore)(nil)
+	_ linkStore     = (*linkstoretest.MemoryStore)(nil)
 	_ linkStore     = (*linkstore.DynamoStore)(nil)
 	_ reportObjects = (*DiskStore)(nil)
 	_ reportObjects = (*reportstore.Store)(nil)
@@ -112,7 +113,7 @@ func New(cfg Config) (*Server, error) {
 		s.links = linkstore.NewDynamo(dynamodb.NewFromConfig(*cfg.AWS), cfg.LinksTable)
 	} else {
 		s.feed = newChangeFeed(nil, s.log)
-		s.links = linkstore.NewMemory(linkstore.WithConsentChanges(s.feed.Add))
+		s.links = linkstoretest.NewMemory(linkstoretest.WithConsentChanges(s.feed.Add))
 	}
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
@@ -313,7 +314,7 @@ func (s *Server) prepareAWS(ctx context.Context) error {
 		return nil
 	}
 	if s.cfg.LinksTable != "" {
-		if err := linkstore.CreateTable(ctx, dynamodb.NewFromConfig(*s.cfg.AWS), s.cfg.LinksTable); err != nil {
+		if err := linkstoretest.CreateTable(ctx, dynamodb.NewFromConfig(*s.cfg.AWS), s.cfg.LinksTable); err != nil {
 			return err
 		}
 	}

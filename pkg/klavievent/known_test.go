@@ -1,6 +1,8 @@
 package klavievent
 
-import "testing"
+import (
+	"testing"
+)
 
 func TestKnown(t *testing.T) {
 	for _, name := range []string{"link_created", "link_action_status", "consent_authorised", "consent_error",

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
@@ -103,7 +104,7 @@ func (h *Handler) HandleHTTP(ctx context.Context, req httpapi.Request) (httpapi.
 	}
 	var consents []linkstore.Consent
 	for _, c := range link.Consents {
-		if isStatus(c.Status, linkstore.ConsentAuthorised) {
+		if isStatus(c.Status, klavi.ConsentAuthorised) {
 			consents = append(consents, c)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
@@ -85,7 +86,7 @@ func newWorld(t *testing.T) *world {
 
 	w.db = dynamodb.NewFromConfig(cfg)
 	w.table = awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), w.db, w.table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), w.db, w.table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	w.store = linkstore.NewDynamo(w.db, w.table)
@@ -152,7 +153,7 @@ func (w *world) consentEvent(t *testing.T, linkID, consentID, status string, at 
 		LinkID:          linkID,
 		ConsentID:       consentID,
 		InstitutionCode: "260",
-		ConsentStatus:   status,
+		ConsentStatus:   klavi.ConsentStatus(status),
 	})
 	if err != nil || out != linkstore.Applied {
 		t.Fatalf("apply %s: outcome %q, error %v", status, out, err)
@@ -238,8 +239,8 @@ func TestIntegrationStreamRequestsReports(t *testing.T) {
 				t.Fatalf("authorise at the simulator: %v", err)
 			}
 			at := time.Now().UTC().Add(-time.Minute)
-			w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAwaitingLGPDAuthorisation, at)
-			rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, at.Add(time.Second))
+			w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAwaitingLGPDAuthorisation), at)
+			rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at.Add(time.Second))
 			ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 			// The batch delivered twice, and twice at the same time.
@@ -328,7 +329,7 @@ func TestIntegrationManualRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
+	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
 	req := loadHTTP(t, "report-request-http.json")
 	req.PathParameters["linkId"] = linkID
 	resp, err := w.h.HandleHTTP(t.Context(), req)
@@ -353,9 +354,9 @@ func TestIntegrationKlaviRefusesRevokedConsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
+	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
 	// Klavi already knows the consent was revoked; our event is late.
-	if _, err := w.sim.SetConsentStatus(consent.ID, klavisim.StatusRevoked); err != nil {
+	if _, err := w.sim.SetConsentStatus(consent.ID, klavi.ConsentRevoked); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := w.h.HandleStream(t.Context(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
@@ -383,7 +384,7 @@ func TestIntegrationPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Add(-time.Minute)
-	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, at)
+	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at)
 	if _, err := w.h.RequestForConsent(t.Context(), linkID, consent.ID, linkstore.TriggerStream); err != nil {
 		t.Fatalf("request reports: %v", err)
 	}
@@ -397,7 +398,7 @@ func TestIntegrationPurge(t *testing.T) {
 			t.Fatalf("put %s: %v", key, err)
 		}
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentDeletedByUser, at.Add(time.Second))
+	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentDeletedByUser), at.Add(time.Second))
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 	for i := range 2 {

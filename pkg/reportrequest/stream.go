@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
@@ -102,15 +103,17 @@ func classify(rec events.DynamoDBEventRecord) action {
 	if !ok {
 		return action{}
 	}
-	var oldStatus string
+	var oldStatus klavi.ConsentStatus
 	if _, old, ok := linkstore.ConsentFromStreamImage(rec.Change.OldImage); ok {
 		oldStatus = old.Status
 	}
-	became := func(status string) bool { return isStatus(c.Status, status) && !isStatus(oldStatus, status) }
+	became := func(status klavi.ConsentStatus) bool {
+		return isStatus(c.Status, status) && !isStatus(oldStatus, status)
+	}
 	switch {
-	case became(linkstore.ConsentAuthorised):
+	case became(klavi.ConsentAuthorised):
 		return action{kind: actRequest, linkID: linkID, consentID: c.ConsentID}
-	case became(linkstore.ConsentDeletedByUser):
+	case became(klavi.ConsentDeletedByUser):
 		return action{kind: actPurge, linkID: linkID, consentID: c.ConsentID}
 	default:
 		return action{}
