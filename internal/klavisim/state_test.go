@@ -105,7 +105,7 @@ func TestSetConsentStatus(t *testing.T) {
 	if _, err := e.sim.SetConsentStatus("nope", klavi.ConsentRevoked); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown consent: error = %v, want ErrNotFound", err)
 	}
-	for _, st := range []string{klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised, klavi.ConsentDeletedByUser} {
+	for _, st := range []klavi.ConsentStatus{klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised, klavi.ConsentDeletedByUser} {
 		got, err := e.sim.SetConsentStatus(c.ID, st)
 		if err != nil || got.Status != st {
 			t.Errorf("SetConsentStatus(%s) = %s, %v; want %s", st, got.Status, err, st)

@@ -224,7 +224,7 @@ func TestEventWebhookBodies(t *testing.T) {
 		}
 		statuses = append(statuses, string(ch.ConsentStatus))
 	}
-	if want := []string{klavi.ConsentAuthorised, klavi.ConsentRevoked}; !reflect.DeepEqual(statuses, want) {
+	if want := []string{string(klavi.ConsentAuthorised), string(klavi.ConsentRevoked)}; !reflect.DeepEqual(statuses, want) {
 		t.Errorf("parsed statuses = %v, want %v", statuses, want)
 	}
 
