@@ -32,8 +32,8 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
-// linkStore is what the handlers need of the link store; MemoryStore and
-// DynamoStore both are one.
+// linkStore is what the handlers need of the link store;
+// linkstoretest.MemoryStore and linkstore.DynamoStore both are one.
 type linkStore interface {
 	CreateLink(ctx context.Context, l linkstore.Link) error
 	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)

@@ -47,8 +47,9 @@ func streamString(img map[string]events.DynamoDBAttributeValue, name string) str
 // number and event id. With both old and new nil the record has no images
 // and no event name; stream consumers ignore it.
 //
-// Local runs feed MemoryStore's consent changes (WithConsentChanges) through
-// it to the same stream handler a deployed table triggers.
+// Local runs feed linkstoretest.MemoryStore's consent changes
+// (linkstoretest.WithConsentChanges) through it to the same stream handler
+// a deployed table triggers.
 func StreamRecord(linkID string, old, new *Consent, seq string) events.DynamoDBEventRecord {
 	rec := events.DynamoDBEventRecord{
 		EventID:      seq,
