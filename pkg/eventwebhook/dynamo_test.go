@@ -208,7 +208,7 @@ func TestDynamoFarFutureEventTimeClamped(t *testing.T) {
 	at := now
 	client := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), client, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	e := newEnvWith(t, linkstore.NewDynamo(client, table), clockAt(&at))
