@@ -19,6 +19,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
@@ -73,7 +74,7 @@ func TestScheduledSweepRecoversLostAuthorisation(t *testing.T) {
 	table := awstest.Name(t, "links")
 	credsSecret := awstest.Name(t, "klavi-credentials")
 	tokenSecret := awstest.Name(t, "klavi-token")
-	if err := linkstore.CreateTable(ctx, db, table); err != nil {
+	if err := linkstoretest.CreateTable(ctx, db, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	creds, err := json.Marshal(klavi.Credentials{AccessKey: simAccessKey, SecretKey: simSecretKey})
@@ -140,7 +141,7 @@ func TestScheduledSweepRecoversLostAuthorisation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get link: %v", err)
 	}
-	if len(l.Consents) != 1 || l.Consents[0].Status != linkstore.ConsentAuthorised || l.Consents[0].RequestID == "" {
+	if len(l.Consents) != 1 || l.Consents[0].Status != klavi.ConsentAuthorised || l.Consents[0].RequestID == "" {
 		t.Errorf("stored consents = %+v, want one AUTHORISED with its request", l.Consents)
 	}
 	if reqs := sim.ReportRequests(); len(reqs) != 1 {

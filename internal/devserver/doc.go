@@ -18,7 +18,7 @@
 //	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
 //	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
 //
-// The link store's change feed (linkstore.WithConsentChanges) stands in for
+// The link store's change feed (linkstoretest.WithConsentChanges) stands in for
 // the table's DynamoDB stream: each consent write becomes the stream record
 // DynamoDB would carry (linkstore.StreamRecord), filtered as the template's
 // event source mapping filters, and goes to the report-request function's

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
@@ -84,9 +85,9 @@ func passesFilter(rec events.DynamoDBEventRecord) bool {
 		}
 		return v.String()
 	}
-	status := str("status")
-	return status == linkstore.ConsentDeletedByUser ||
-		status == linkstore.ConsentAuthorised && str("type") == linkstore.ItemTypeConsent
+	status := klavi.ConsentStatus(str("status"))
+	return status == klavi.ConsentDeletedByUser ||
+		status == klavi.ConsentAuthorised && str("type") == linkstore.ItemTypeConsent
 }
 
 // Run delivers records until ctx is done.

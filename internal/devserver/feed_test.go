@@ -11,10 +11,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
-func consent(id, status string) *linkstore.Consent {
+func consent(id string, status klavi.ConsentStatus) *linkstore.Consent {
 	return &linkstore.Consent{ConsentID: id, Status: status, UpdatedAt: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)}
 }
 
@@ -24,13 +25,13 @@ func TestPassesFilter(t *testing.T) {
 		old, new *linkstore.Consent
 		want     bool
 	}{
-		{"became authorised", consent("c", linkstore.ConsentAwaitingAuthorisation), consent("c", linkstore.ConsentAuthorised), true},
-		{"inserted authorised", nil, consent("c", linkstore.ConsentAuthorised), true},
-		{"lease on an authorised consent", consent("c", linkstore.ConsentAuthorised), consent("c", linkstore.ConsentAuthorised), true},
-		{"deleted by user", consent("c", linkstore.ConsentAuthorised), consent("c", linkstore.ConsentDeletedByUser), true},
-		{"awaiting", nil, consent("c", linkstore.ConsentAwaitingAuthorisation), false},
-		{"rejected", consent("c", linkstore.ConsentStarted), consent("c", linkstore.ConsentRejected), false},
-		{"removed by a purge", consent("c", linkstore.ConsentAuthorised), nil, false},
+		{"became authorised", consent("c", klavi.ConsentAwaitingAuthorisation), consent("c", klavi.ConsentAuthorised), true},
+		{"inserted authorised", nil, consent("c", klavi.ConsentAuthorised), true},
+		{"lease on an authorised consent", consent("c", klavi.ConsentAuthorised), consent("c", klavi.ConsentAuthorised), true},
+		{"deleted by user", consent("c", klavi.ConsentAuthorised), consent("c", klavi.ConsentDeletedByUser), true},
+		{"awaiting", nil, consent("c", klavi.ConsentAwaitingAuthorisation), false},
+		{"rejected", consent("c", klavi.ConsentStarted), consent("c", klavi.ConsentRejected), false},
+		{"removed by a purge", consent("c", klavi.ConsentAuthorised), nil, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,9 +117,9 @@ func startFeed(t *testing.T, fs *fakeStream, setup func(f *changeFeed)) *changeF
 // one record the filter drops.
 func authorise(f *changeFeed, ids ...string) {
 	for _, id := range ids {
-		f.Add("L", consent(id, linkstore.ConsentAwaitingAuthorisation), consent(id, linkstore.ConsentAuthorised))
+		f.Add("L", consent(id, klavi.ConsentAwaitingAuthorisation), consent(id, klavi.ConsentAuthorised))
 	}
-	f.Add("L", nil, consent("filtered-out", linkstore.ConsentStarted))
+	f.Add("L", nil, consent("filtered-out", klavi.ConsentStarted))
 }
 
 func TestChangeFeedBatchesInOrder(t *testing.T) {

@@ -1,6 +1,7 @@
 package devserver
 
 import (
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"context"
 	"errors"
 	"fmt"
@@ -32,8 +33,8 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
-// linkStore is what the handlers need of the link store; MemoryStore and
-// DynamoStore both are one.
+// linkStore is what the handlers need of the link store;
+// linkstoretest.MemoryStore and linkstore.DynamoStore both are one.
 type linkStore interface {
 	CreateLink(ctx context.Context, l linkstore.Link) error
 	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
@@ -57,7 +58,7 @@ type reportObjects interface {
 }
 
 var (
-	_ linkStore     = (*linkstore.MemoryStore)(nil)
+	_ linkStore     = (*linkstoretest.MemoryStore)(nil)
 	_ linkStore     = (*linkstore.DynamoStore)(nil)
 	_ reportObjects = (*DiskStore)(nil)
 	_ reportObjects = (*reportstore.Store)(nil)
@@ -114,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 		s.links = linkstore.NewDynamo(dynamodb.NewFromConfig(*cfg.AWS), cfg.LinksTable)
 	} else {
 		s.feed = newChangeFeed(nil, s.log)
-		s.links = linkstore.NewMemory(linkstore.WithConsentChanges(s.feed.Add))
+		s.links = linkstoretest.NewMemory(linkstoretest.WithConsentChanges(s.feed.Add))
 	}
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
@@ -315,7 +316,7 @@ func (s *Server) prepareAWS(ctx context.Context) error {
 		return nil
 	}
 	if s.cfg.LinksTable != "" {
-		if err := linkstore.CreateTable(ctx, dynamodb.NewFromConfig(*s.cfg.AWS), s.cfg.LinksTable); err != nil {
+		if err := linkstoretest.CreateTable(ctx, dynamodb.NewFromConfig(*s.cfg.AWS), s.cfg.LinksTable); err != nil {
 			return err
 		}
 	}

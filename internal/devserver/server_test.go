@@ -413,7 +413,7 @@ func TestEndToEndPurge(t *testing.T) {
 	if len(v.Reports) == 0 {
 		t.Fatal("no reports before the purge")
 	}
-	if _, err := e.srv.sim.SetConsentStatus(v.Consents[0].ConsentID, klavisim.StatusDeletedByUser); err != nil {
+	if _, err := e.srv.sim.SetConsentStatus(v.Consents[0].ConsentID, klavi.ConsentDeletedByUser); err != nil {
 		t.Fatalf("delete the consent at the simulator: %v", err)
 	}
 	e.waitFor(t, link.LinkID, "DELETED_BY_USER", hasStatus("DELETED_BY_USER"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
@@ -77,7 +78,7 @@ func (s *sweeper) sweep(ctx context.Context) {
 		}
 		settled := len(link.Reports) > 0
 		for _, c := range link.Consents {
-			if strings.EqualFold(c.Status, linkstore.ConsentAuthorised) && c.RequestID == "" {
+			if strings.EqualFold(string(c.Status), string(klavi.ConsentAuthorised)) && c.RequestID == "" {
 				settled = false
 			}
 		}
@@ -91,7 +92,7 @@ func (s *sweeper) sweep(ctx context.Context) {
 		}
 		for _, c := range link.Consents {
 			key := link.LinkID + "/" + c.ConsentID
-			if !strings.EqualFold(c.Status, linkstore.ConsentAuthorised) || c.RequestID != "" || s.givenUp[key] {
+			if !strings.EqualFold(string(c.Status), string(klavi.ConsentAuthorised)) || c.RequestID != "" || s.givenUp[key] {
 				continue
 			}
 			_, err := s.requests.RequestForConsent(ctx, link.LinkID, c.ConsentID, linkstore.TriggerReconcile)

@@ -436,7 +436,7 @@ func toConsentJSON(c Consent) consentJSON {
 		PersonalTaxID:      c.PersonalTaxID,
 		BusinessTaxID:      c.BusinessTaxID,
 		InstitutionCode:    c.InstitutionCode,
-		Status:             c.Status,
+		Status:             string(c.Status),
 		PermissionsApply:   nonNil(c.PermissionsApply),
 		PermissionsGranted: nonNil(c.PermissionsGranted),
 		ExpireAt:           c.ExpireAt.UTC().Format(timeLayout),

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -544,12 +546,12 @@ func TestReportRequestNeedsALiveConsent(t *testing.T) {
 		spoil func(t *testing.T, e *env, c Consent)
 	}{
 		{"revoked", func(t *testing.T, e *env, c Consent) {
-			if _, err := e.sim.SetConsentStatus(c.ID, StatusRevoked); err != nil {
+			if _, err := e.sim.SetConsentStatus(c.ID, klavi.ConsentRevoked); err != nil {
 				t.Fatalf("SetConsentStatus: %v", err)
 			}
 		}},
 		{"awaiting authorisation", func(t *testing.T, e *env, c Consent) {
-			if _, err := e.sim.SetConsentStatus(c.ID, StatusAwaitingAuthorisation); err != nil {
+			if _, err := e.sim.SetConsentStatus(c.ID, klavi.ConsentAwaitingAuthorisation); err != nil {
 				t.Fatalf("SetConsentStatus: %v", err)
 			}
 		}},
@@ -654,7 +656,7 @@ func TestGetAndRevokeConsent(t *testing.T) {
 	}
 	var got consentJSON
 	decode(t, res.body, &got)
-	if got.ConsentID != c.ID || got.Status != StatusAuthorised || got.BusinessTaxID != testCNPJ || got.PersonalTaxID != "" {
+	if got.ConsentID != c.ID || got.Status != string(klavi.ConsentAuthorised) || got.BusinessTaxID != testCNPJ || got.PersonalTaxID != "" {
 		t.Errorf("consent = %+v, want %s AUTHORISED for the CNPJ", got, c.ID)
 	}
 	assertError(t, e.do(t, http.MethodGet, "/data/v1/consents/nope", tok, ""), 404, 404)
@@ -667,13 +669,13 @@ func TestGetAndRevokeConsent(t *testing.T) {
 		}
 	}
 	after, _ := e.sim.Consent(c.ID)
-	if after.Status != StatusRevoked || !after.UpdatedAt.Equal(e.clock.Now()) {
+	if after.Status != klavi.ConsentRevoked || !after.UpdatedAt.Equal(e.clock.Now()) {
 		t.Errorf("after revoke: status %s updated %v, want REVOKED at %v", after.Status, after.UpdatedAt, e.clock.Now())
 	}
 	assertError(t, e.do(t, http.MethodDelete, "/data/v1/consents/nope/revoke", tok, ""), 404, 404)
 
 	rejected := e.authorisedConsent(t, tok, "businessTaxId", testCNPJ, "001")
-	if _, err := e.sim.SetConsentStatus(rejected.ID, StatusRejected); err != nil {
+	if _, err := e.sim.SetConsentStatus(rejected.ID, klavi.ConsentRejected); err != nil {
 		t.Fatalf("SetConsentStatus: %v", err)
 	}
 	assertError(t, e.do(t, http.MethodDelete, "/data/v1/consents/"+rejected.ID+"/revoke", tok, ""), 416, 4001)

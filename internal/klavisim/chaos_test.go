@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // linkLifecycle creates a link, authorises and revokes its consent, and
@@ -22,7 +24,7 @@ func linkLifecycle(t *testing.T, e *env) string {
 	if err != nil {
 		t.Fatalf("AuthoriseConsent: %v", err)
 	}
-	if _, err := e.sim.SetConsentStatus(c.ID, StatusRevoked); err != nil {
+	if _, err := e.sim.SetConsentStatus(c.ID, klavi.ConsentRevoked); err != nil {
 		t.Fatalf("SetConsentStatus: %v", err)
 	}
 	return linkID
@@ -169,7 +171,7 @@ func TestChaosDropForever(t *testing.T) {
 		}
 	}
 	// The state is there for a reconciliation to find.
-	if cs := e.sim.Consents(); len(cs) != 1 || cs[0].Status != StatusRevoked {
+	if cs := e.sim.Consents(); len(cs) != 1 || cs[0].Status != klavi.ConsentRevoked {
 		t.Errorf("consents = %+v, want one REVOKED", cs)
 	}
 }

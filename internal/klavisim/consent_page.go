@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // Institution is a bank the hosted consent page offers.
@@ -188,12 +190,12 @@ func (s *Simulator) handleDecision(w http.ResponseWriter, r *http.Request, body 
 		return
 	}
 
-	authorised := c.Status == StatusAuthorised
+	authorised := c.Status == klavi.ConsentAuthorised
 	if l.RedirectURL == "" {
 		s.writePage(w, http.StatusOK, s.pages.result, resultPageData{
 			LinkID:          l.ID,
 			ConsentID:       c.ID,
-			Status:          c.Status,
+			Status:          string(c.Status),
 			InstitutionCode: c.InstitutionCode,
 			InstitutionName: institutionName(c.InstitutionCode),
 			Authorised:      authorised,

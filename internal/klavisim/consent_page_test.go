@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // createLinkFull creates a link and returns the whole answer.
@@ -203,7 +205,7 @@ func TestConsentAuthoriseRedirectsAndSignsEvent(t *testing.T) {
 	}
 
 	cs := e.sim.Consents()
-	if len(cs) != 1 || cs[0].Status != StatusAuthorised || cs[0].InstitutionCode != "260" || cs[0].LinkID != l.LinkID {
+	if len(cs) != 1 || cs[0].Status != klavi.ConsentAuthorised || cs[0].InstitutionCode != "260" || cs[0].LinkID != l.LinkID {
 		t.Fatalf("consents = %+v, want one AUTHORISED at 260 on the link", cs)
 	}
 	e.sim.Wait()
@@ -242,7 +244,7 @@ func TestConsentRejectRedirectsWithError(t *testing.T) {
 		t.Errorf("external_info = %q for a link without externalInfo, want none", q.Get("external_info"))
 	}
 	cs := e.sim.Consents()
-	if len(cs) != 1 || cs[0].Status != StatusRejected || cs[0].InstitutionCode != "033" {
+	if len(cs) != 1 || cs[0].Status != klavi.ConsentRejected || cs[0].InstitutionCode != "033" {
 		t.Fatalf("consents = %+v, want one REJECTED at 033", cs)
 	}
 	e.sim.Wait()
@@ -260,10 +262,11 @@ func TestConsentRejectRedirectsWithError(t *testing.T) {
 
 func TestConsentDecisionWithoutRedirectURL(t *testing.T) {
 	tests := []struct {
-		decision, status string
+		decision string
+		status   klavi.ConsentStatus
 	}{
-		{decisionAuthorise, StatusAuthorised},
-		{decisionReject, StatusRejected},
+		{decisionAuthorise, klavi.ConsentAuthorised},
+		{decisionReject, klavi.ConsentRejected},
 	}
 	for _, tc := range tests {
 		t.Run(tc.decision, func(t *testing.T) {
@@ -277,7 +280,7 @@ func TestConsentDecisionWithoutRedirectURL(t *testing.T) {
 			if len(cs) != 1 || cs[0].Status != tc.status {
 				t.Fatalf("consents = %+v, want one %s", cs, tc.status)
 			}
-			for _, want := range []string{`id="result"`, `data-status="` + tc.status + `"`, `data-consent-id="` + cs[0].ID + `"`, `data-institution="104"`} {
+			for _, want := range []string{`id="result"`, `data-status="` + string(tc.status) + `"`, `data-consent-id="` + cs[0].ID + `"`, `data-institution="104"`} {
 				if !bytes.Contains(res.body, []byte(want)) {
 					t.Errorf("result page lacks %s", want)
 				}

@@ -7,19 +7,8 @@ import (
 	"maps"
 	"slices"
 	"time"
-)
 
-// Consent statuses (reference §2).
-const (
-	StatusStarted                   = "STARTED"
-	StatusAwaitingAuthorisation     = "AWAITING_AUTHORISATION"
-	StatusAwaitingLGPDAuthorisation = "AWAITING_LGPD_AUTHORISATION"
-	StatusAuthorised                = "AUTHORISED"
-	StatusError                     = "ERROR"
-	StatusRejected                  = "REJECTED"
-	StatusExpired                   = "EXPIRED"
-	StatusRevoked                   = "REVOKED"
-	StatusDeletedByUser             = "DELETED_BY_USER"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // Event names, the eventName values of Klavi's event webhooks (§3).
@@ -55,26 +44,6 @@ var (
 	errConsentRevoked = errors.New("consent cannot be revoked")
 )
 
-// eventForStatus names the event Klavi sends when a consent reaches
-// status; intermediate statuses have none.
-func eventForStatus(status string) (string, bool) {
-	switch status {
-	case StatusAuthorised:
-		return EventConsentAuthorised, true
-	case StatusError:
-		return EventConsentError, true
-	case StatusRejected:
-		return EventConsentRejected, true
-	case StatusExpired:
-		return EventConsentExpired, true
-	case StatusRevoked:
-		return EventConsentRevoked, true
-	case StatusDeletedByUser:
-		return EventConsentDeletedByUser, true
-	}
-	return "", false
-}
-
 // defaultPermissions are what a simulated consent asks for and gets.
 func defaultPermissions() []string {
 	return []string{"ACCOUNTS_ALL", "CREDIT_CARDS_ALL", "CREDIT_OPERATIONS_ALL", "REGISTRATION_ALL", "INVESTMENTS_ALL"}
@@ -109,7 +78,7 @@ type Consent struct {
 	PersonalTaxID      string // "" when unused, as Klavi sends it
 	BusinessTaxID      string // "" when unused
 	InstitutionCode    string
-	Status             string
+	Status             klavi.ConsentStatus
 	PermissionsApply   []string
 	PermissionsGranted []string
 	ExpireAt           time.Time
@@ -230,20 +199,20 @@ func (s *Simulator) ReportRequests() []ReportRequest {
 // one. It fails with ErrNotFound, ErrLinkExpired, ErrNoTaxID (the link was
 // created without a tax id) or ErrInstitution.
 func (s *Simulator) AuthoriseConsent(linkID, institutionCode string) (Consent, error) {
-	return s.setLinkConsent("authorise consent", linkID, institutionCode, StatusAuthorised)
+	return s.setLinkConsent("authorise consent", linkID, institutionCode, klavi.ConsentAuthorised)
 }
 
 // RejectConsent records that the link's user refused institutionCode: the
 // link's consent for that institution is created or moved to REJECTED. It
 // fails like AuthoriseConsent.
 func (s *Simulator) RejectConsent(linkID, institutionCode string) (Consent, error) {
-	return s.setLinkConsent("reject consent", linkID, institutionCode, StatusRejected)
+	return s.setLinkConsent("reject consent", linkID, institutionCode, klavi.ConsentRejected)
 }
 
 // SetConsentStatus moves a consent to any status of the reference, e.g.
 // EXPIRED or REJECTED, emitting the matching consent_* event.
-func (s *Simulator) SetConsentStatus(consentID, status string) (Consent, error) {
-	if !validStatus(status) {
+func (s *Simulator) SetConsentStatus(consentID string, status klavi.ConsentStatus) (Consent, error) {
+	if !status.Known() { // Klavi's own spelling only
 		return Consent{}, fmt.Errorf("set consent status: %w", ErrInvalidStatus)
 	}
 	s.mu.Lock()
@@ -259,16 +228,7 @@ func (s *Simulator) SetConsentStatus(consentID, status string) (Consent, error) 
 	return out, nil
 }
 
-func validStatus(status string) bool {
-	switch status {
-	case StatusStarted, StatusAwaitingAuthorisation, StatusAwaitingLGPDAuthorisation:
-		return true
-	}
-	_, ok := eventForStatus(status)
-	return ok
-}
-
-func (s *Simulator) setLinkConsent(op, linkID, institutionCode, status string) (Consent, error) {
+func (s *Simulator) setLinkConsent(op, linkID, institutionCode string, status klavi.ConsentStatus) (Consent, error) {
 	s.mu.Lock()
 	l, ok := s.state.linkByID[linkID]
 	if !ok {
@@ -308,7 +268,7 @@ func (s *Simulator) setLinkConsent(op, linkID, institutionCode, status string) (
 			PersonalTaxID:      l.PersonalTaxID,
 			BusinessTaxID:      l.BusinessTaxID,
 			InstitutionCode:    institutionCode,
-			Status:             StatusStarted,
+			Status:             klavi.ConsentStarted,
 			PermissionsApply:   defaultPermissions(),
 			PermissionsGranted: defaultPermissions(),
 			ExpireAt:           consentExpiry(now),
@@ -333,9 +293,9 @@ func consentExpiry(now time.Time) time.Time {
 }
 
 // moveConsentLocked sets the status and returns the event it causes.
-func (s *Simulator) moveConsentLocked(c *Consent, status string) []Event {
+func (s *Simulator) moveConsentLocked(c *Consent, status klavi.ConsentStatus) []Event {
 	now := s.now()
-	if status == StatusAuthorised && c.Status != StatusAuthorised {
+	if status == klavi.ConsentAuthorised && c.Status != klavi.ConsentAuthorised {
 		c.ExpireAt = consentExpiry(now)
 	}
 	if c.Status == status {
@@ -343,7 +303,7 @@ func (s *Simulator) moveConsentLocked(c *Consent, status string) []Event {
 	}
 	c.Status = status
 	c.UpdatedAt = now
-	name, ok := eventForStatus(status)
+	name, ok := status.EventName()
 	if !ok {
 		return nil
 	}
@@ -367,8 +327,8 @@ func (s *Simulator) expireConsentsLocked() []Event {
 	now := s.now()
 	var evs []Event
 	for _, c := range s.state.consents {
-		if c.Status == StatusAuthorised && !now.Before(c.ExpireAt) {
-			evs = append(evs, s.moveConsentLocked(c, StatusExpired)...)
+		if c.Status == klavi.ConsentAuthorised && !now.Before(c.ExpireAt) {
+			evs = append(evs, s.moveConsentLocked(c, klavi.ConsentExpired)...)
 		}
 	}
 	return evs
@@ -411,12 +371,12 @@ func (s *Simulator) revokeConsent(id string) error {
 	switch {
 	case !ok:
 		err = ErrNotFound
-	case c.Status == StatusRevoked:
-	case c.Status == StatusExpired || c.Status == StatusRejected ||
-		c.Status == StatusError || c.Status == StatusDeletedByUser:
+	case c.Status == klavi.ConsentRevoked:
+	case c.Status == klavi.ConsentExpired || c.Status == klavi.ConsentRejected ||
+		c.Status == klavi.ConsentError || c.Status == klavi.ConsentDeletedByUser:
 		err = errConsentRevoked
 	default:
-		evs = append(evs, s.moveConsentLocked(c, StatusRevoked)...)
+		evs = append(evs, s.moveConsentLocked(c, klavi.ConsentRevoked)...)
 	}
 	s.mu.Unlock()
 	s.emit(evs...)
@@ -432,7 +392,7 @@ func (s *Simulator) addReportRequest(rr *ReportRequest) (ReportRequest, error) {
 	var matched []string
 	var link *Link
 	for _, c := range s.state.consents {
-		if c.Status != StatusAuthorised || c.taxID(rr.PersonType) != rr.TaxID ||
+		if c.Status != klavi.ConsentAuthorised || c.taxID(rr.PersonType) != rr.TaxID ||
 			(rr.InstitutionCode != "" && c.InstitutionCode != rr.InstitutionCode) ||
 			(rr.LinkID != "" && c.LinkID != rr.LinkID) ||
 			(len(rr.ConsentIDs) > 0 && !slices.Contains(rr.ConsentIDs, c.ID)) {

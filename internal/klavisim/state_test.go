@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 func TestAuthoriseConsent(t *testing.T) {
@@ -26,7 +28,7 @@ func TestAuthoriseConsent(t *testing.T) {
 	now := e.clock.Now()
 	want := Consent{
 		ID: c.ID, LinkID: linkID, ExternalTrackID: c.ExternalTrackID,
-		PersonalTaxID: testCPF, InstitutionCode: "260", Status: StatusAuthorised,
+		PersonalTaxID: testCPF, InstitutionCode: "260", Status: klavi.ConsentAuthorised,
 		PermissionsApply:   defaultPermissions(),
 		PermissionsGranted: defaultPermissions(),
 		ExpireAt:           time.Date(2026, 3, 1, 23, 59, 59, 999e6, time.UTC),
@@ -100,10 +102,10 @@ func TestSetConsentStatus(t *testing.T) {
 	if _, err := e.sim.SetConsentStatus(c.ID, "authorised"); !errors.Is(err, ErrInvalidStatus) {
 		t.Errorf("lower-case status: error = %v, want ErrInvalidStatus", err)
 	}
-	if _, err := e.sim.SetConsentStatus("nope", StatusRevoked); !errors.Is(err, ErrNotFound) {
+	if _, err := e.sim.SetConsentStatus("nope", klavi.ConsentRevoked); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown consent: error = %v, want ErrNotFound", err)
 	}
-	for _, st := range []string{StatusAwaitingLGPDAuthorisation, StatusAuthorised, StatusDeletedByUser} {
+	for _, st := range []klavi.ConsentStatus{klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised, klavi.ConsentDeletedByUser} {
 		got, err := e.sim.SetConsentStatus(c.ID, st)
 		if err != nil || got.Status != st {
 			t.Errorf("SetConsentStatus(%s) = %s, %v; want %s", st, got.Status, err, st)
@@ -119,11 +121,11 @@ func TestConsentExpiresAtExpireAt(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.authorisedConsent(t, e.token(t), "personalTaxId", testCPF, "260")
 	e.clock.Advance(c.ExpireAt.Sub(e.clock.Now()) - time.Millisecond)
-	if got, _ := e.sim.Consent(c.ID); got.Status != StatusAuthorised {
+	if got, _ := e.sim.Consent(c.ID); got.Status != klavi.ConsentAuthorised {
 		t.Fatalf("just before expireAt: status %s, want AUTHORISED", got.Status)
 	}
 	e.clock.Advance(time.Millisecond)
-	if got, _ := e.sim.Consent(c.ID); got.Status != StatusExpired {
+	if got, _ := e.sim.Consent(c.ID); got.Status != klavi.ConsentExpired {
 		t.Errorf("at expireAt: status %s, want EXPIRED", got.Status)
 	}
 	want := []string{EventLinkCreated, EventConsentAuthorised, EventConsentExpired}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavievent"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -221,9 +222,9 @@ func TestEventWebhookBodies(t *testing.T) {
 		if ch.ConsentID != c.ID || ch.LinkID != linkID || ch.InstitutionCode != "033" {
 			t.Errorf("change = %+v, want consent %s of link %s at 033", ch, c.ID, linkID)
 		}
-		statuses = append(statuses, ch.ConsentStatus)
+		statuses = append(statuses, string(ch.ConsentStatus))
 	}
-	if want := []string{StatusAuthorised, StatusRevoked}; !reflect.DeepEqual(statuses, want) {
+	if want := []string{string(klavi.ConsentAuthorised), string(klavi.ConsentRevoked)}; !reflect.DeepEqual(statuses, want) {
 		t.Errorf("parsed statuses = %v, want %v", statuses, want)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -28,7 +29,7 @@ func newDynamoEnv(t *testing.T) *env {
 	t.Helper()
 	client := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), client, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	return newEnvWith(t, linkstore.NewDynamo(client, table))
@@ -207,7 +208,7 @@ func TestDynamoFarFutureEventTimeClamped(t *testing.T) {
 	at := now
 	client := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), client, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	e := newEnvWith(t, linkstore.NewDynamo(client, table), clockAt(&at))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -60,7 +61,7 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
-	return newEnvWith(t, linkstore.NewMemory(linkstore.WithClock(func() time.Time { return now })), opts...)
+	return newEnvWith(t, linkstoretest.NewMemory(linkstoretest.WithClock(func() time.Time { return now })), opts...)
 }
 
 func newEnvWith(t *testing.T, store linkReader, opts ...func(*Config)) *env {
@@ -424,7 +425,7 @@ func TestDependencyFailuresAreRetryable(t *testing.T) {
 	req := fixture(t)
 	req = signed(req, req.Body, testSecret, now)
 
-	h := New(staticKey{err: errors.New("secrets manager: throttled")}, linkstore.NewMemory(), Config{})
+	h := New(staticKey{err: errors.New("secrets manager: throttled")}, linkstoretest.NewMemory(), Config{})
 	resp, err := h.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("key unavailable = %d %v, want 503", resp.StatusCode, err)

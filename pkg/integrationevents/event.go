@@ -152,14 +152,14 @@ func consentEvent(rec events.DynamoDBEventRecord) (Event, bool) {
 			// Its lease, its request id or a later event with the same status.
 			return Event{}, false
 		}
-		previous = old.Status
+		previous = string(old.Status)
 	}
 	at := firstSet(c.EventTime, c.UpdatedAt, rec.Change.ApproximateCreationDateTime.Time)
-	id := eventID(TypeConsentStatusChanged, linkID, c.ConsentID, c.Status, stamp(c.EventTime))
+	id := eventID(TypeConsentStatusChanged, linkID, c.ConsentID, string(c.Status), stamp(c.EventTime))
 	return newEvent(TypeConsentStatusChanged, linkID, id, at, &ConsentStatusChanged{
 		ConsentID:       c.ConsentID,
 		InstitutionCode: c.InstitutionCode,
-		Status:          c.Status,
+		Status:          string(c.Status),
 		PreviousStatus:  previous,
 	}), true
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
@@ -133,7 +134,7 @@ func consentRecord(t *testing.T, old, new *linkstore.Consent, seq string) events
 
 func TestMapConsentChanges(t *testing.T) {
 	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	c := func(status string, eventTime time.Time, mod ...func(*linkstore.Consent)) *linkstore.Consent {
+	c := func(status klavi.ConsentStatus, eventTime time.Time, mod ...func(*linkstore.Consent)) *linkstore.Consent {
 		x := &linkstore.Consent{ConsentID: "c-1", InstitutionCode: "001", Status: status, EventTime: eventTime, UpdatedAt: eventTime.Add(time.Second)}
 		for _, m := range mod {
 			m(x)
@@ -163,7 +164,7 @@ func TestMapConsentChanges(t *testing.T) {
 				return
 			}
 			d := e.Detail.(*ConsentStatusChanged)
-			if d.PreviousStatus != tc.previous || d.Status != tc.new.Status {
+			if d.PreviousStatus != tc.previous || d.Status != string(tc.new.Status) {
 				t.Errorf("status %q previous %q, want %q previous %q", d.Status, d.PreviousStatus, tc.new.Status, tc.previous)
 			}
 		})

@@ -25,7 +25,9 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
@@ -137,16 +139,16 @@ func lifecycle(t *testing.T, store *linkstore.DynamoStore, rec *streamRecorder, 
 			Owner: testOwner, ExternalInfo: json.RawMessage(fmt.Sprintf(`{"customerId":"cus-%d"}`, i)),
 			ExpiresAt: at.Add(30 * time.Minute), CreatedAt: at})
 	})
-	consent := func(status string, d time.Duration) func(string, int) error {
+	consent := func(status klavi.ConsentStatus, d time.Duration) func(string, int) error {
 		return func(id string, _ int) error {
-			_, err := store.ApplyEvent(ctx, linkstore.EventChange{EventID: id + status, EventName: "consent_" + status,
+			_, err := store.ApplyEvent(ctx, linkstore.EventChange{EventID: id + string(status), EventName: "consent_" + string(status),
 				EventTime: at.Add(d), ReceivedAt: at.Add(d), LinkID: id, ConsentID: "consent-" + id, InstitutionCode: "260",
 				ConsentStatus: status, TaxID: testTaxID})
 			return err
 		}
 	}
-	step("consent started", consent(linkstore.ConsentAwaitingAuthorisation, time.Minute))
-	step("consent authorised", consent(linkstore.ConsentAuthorised, 2*time.Minute))
+	step("consent started", consent(klavi.ConsentAwaitingAuthorisation, time.Minute))
+	step("consent authorised", consent(klavi.ConsentAuthorised, 2*time.Minute))
 	step("claim", func(id string, _ int) error {
 		return store.ClaimAutoRequest(ctx, id, "consent-"+id, time.Minute, at.Add(2*time.Minute))
 	})
@@ -166,7 +168,7 @@ func lifecycle(t *testing.T, store *linkstore.DynamoStore, rec *streamRecorder, 
 		}
 		return nil
 	})
-	step("consent deleted by user", consent(linkstore.ConsentDeletedByUser, time.Hour))
+	step("consent deleted by user", consent(klavi.ConsentDeletedByUser, time.Hour))
 	step("purge", func(id string, _ int) error {
 		_, err := store.Purge(ctx, id, at.Add(time.Hour+time.Second))
 		return err
@@ -200,7 +202,7 @@ func newWorld(t *testing.T) *world {
 	cfg := awstest.Config(t)
 	db := dynamodb.NewFromConfig(cfg)
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(ctx, db, table); err != nil {
+	if err := linkstoretest.CreateTable(ctx, db, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	eb := eventbridge.NewFromConfig(cfg)

@@ -12,36 +12,22 @@ import (
 	"time"
 )
 
-// Consent statuses as Klavi spells them. Consent.Status holds one of these,
-// or a value Klavi added later.
-const (
-	ConsentStarted                   = "STARTED"
-	ConsentAwaitingAuthorisation     = "AWAITING_AUTHORISATION"
-	ConsentAwaitingLGPDAuthorisation = "AWAITING_LGPD_AUTHORISATION"
-	ConsentAuthorised                = "AUTHORISED"
-	ConsentError                     = "ERROR"
-	ConsentRejected                  = "REJECTED"
-	ConsentExpired                   = "EXPIRED"
-	ConsentRevoked                   = "REVOKED"
-	ConsentDeletedByUser             = "DELETED_BY_USER"
-)
-
 // Consent is one Open Finance consent as Klavi reports it. Unused tax id
 // fields are "". Status is upper-cased on decoding; timestamps that are
 // missing or do not parse are zero. Formatting and logging hide the tax ids.
 type Consent struct {
-	ConsentID          string    `json:"consentId"`
-	LinkID             string    `json:"linkId"`
-	ExternalTrackID    string    `json:"externalTrackId"`
-	PersonalTaxID      string    `json:"personalTaxId"`
-	BusinessTaxID      string    `json:"businessTaxId"`
-	InstitutionCode    string    `json:"institutionCode"`
-	Status             string    `json:"status"`
-	PermissionsApply   []string  `json:"permissionsApply"`
-	PermissionsGranted []string  `json:"permissionsGranted"`
-	ExpireAt           time.Time `json:"expireAt"`
-	CreatedAt          time.Time `json:"createdAt"`
-	UpdatedAt          time.Time `json:"updatedAt"`
+	ConsentID          string        `json:"consentId"`
+	LinkID             string        `json:"linkId"`
+	ExternalTrackID    string        `json:"externalTrackId"`
+	PersonalTaxID      string        `json:"personalTaxId"`
+	BusinessTaxID      string        `json:"businessTaxId"`
+	InstitutionCode    string        `json:"institutionCode"`
+	Status             ConsentStatus `json:"status"`
+	PermissionsApply   []string      `json:"permissionsApply"`
+	PermissionsGranted []string      `json:"permissionsGranted"`
+	ExpireAt           time.Time     `json:"expireAt"`
+	CreatedAt          time.Time     `json:"createdAt"`
+	UpdatedAt          time.Time     `json:"updatedAt"`
 }
 
 // UnmarshalJSON decodes leniently: see the type's documentation.
@@ -70,7 +56,7 @@ func (c *Consent) UnmarshalJSON(b []byte) error {
 		PersonalTaxID:      w.PersonalTaxID,
 		BusinessTaxID:      w.BusinessTaxID,
 		InstitutionCode:    w.InstitutionCode,
-		Status:             strings.ToUpper(strings.TrimSpace(w.Status)),
+		Status:             ParseConsentStatus(w.Status),
 		PermissionsApply:   w.PermissionsApply,
 		PermissionsGranted: w.PermissionsGranted,
 		ExpireAt:           time.Time(w.ExpireAt),
@@ -95,7 +81,7 @@ func (c Consent) LogValue() slog.Value {
 		slog.String("consentId", c.ConsentID),
 		slog.String("linkId", c.LinkID),
 		slog.String("institutionCode", c.InstitutionCode),
-		slog.String("status", c.Status),
+		slog.String("status", string(c.Status)),
 		slog.Time("updatedAt", c.UpdatedAt),
 	)
 }

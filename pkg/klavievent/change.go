@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // Kind says which part of a link's state a Change is about.
@@ -23,7 +25,7 @@ const (
 )
 
 // Event names this package interprets, besides the consent_* names known
-// to StatusForEvent.
+// to klavi.ConsentStatusForEvent.
 const (
 	eventLinkCreated             = "link_created"
 	eventLinkActionStatus        = "link_action_status"
@@ -47,7 +49,7 @@ type Change struct {
 	// ConsentStatus is upper-case (AUTHORISED, ERROR, REJECTED, EXPIRED,
 	// REVOKED, DELETED_BY_USER, or an earlier stage from a
 	// link_action_status event); "" unless Kind is KindConsent.
-	ConsentStatus string
+	ConsentStatus klavi.ConsentStatus
 	// PersonalTaxID (CPF) and BusinessTaxID (CNPJ) are as in the payload,
 	// "" when unused. Personal data: never log them.
 	PersonalTaxID string
@@ -100,7 +102,7 @@ func (e Event) Changes() ([]Change, error) {
 	if t := strings.TrimSpace(e.EventType); t != "" && !strings.EqualFold(t, "api") {
 		return []Change{base}, nil
 	}
-	status, _ := StatusForEvent(e.EventName)
+	status, _ := klavi.ConsentStatusForEvent(e.EventName)
 	if !Known(e.EventName) {
 		return []Change{base}, nil
 	}
@@ -155,7 +157,7 @@ func decodePayload(raw json.RawMessage) (object, error) {
 }
 
 // actionStatus finds the consent status of a link_action_status payload.
-func actionStatus(p object) (string, bool) {
+func actionStatus(p object) (klavi.ConsentStatus, bool) {
 	for _, key := range actionStatusKeys() {
 		if s, ok := statusFromValue(p.str(key)); ok {
 			return s, true
@@ -164,8 +166,20 @@ func actionStatus(p object) (string, bool) {
 	return "", false
 }
 
+// statusFromValue reads an action status as sent in a link_action_status
+// payload: a consent_* event name or a status name, in any casing.
+func statusFromValue(v string) (klavi.ConsentStatus, bool) {
+	if s, ok := klavi.ConsentStatusForEvent(v); ok {
+		return s, true
+	}
+	if s := klavi.ParseConsentStatus(v); s.Known() {
+		return s, true
+	}
+	return "", false
+}
+
 // consentChanges builds one KindConsent Change per consent in the payload.
-func consentChanges(base Change, p object, status string) ([]Change, error) {
+func consentChanges(base Change, p object, status klavi.ConsentStatus) ([]Change, error) {
 	base.Kind = KindConsent
 	base.ConsentStatus = status
 	elems, err := consentElements(p)
@@ -286,13 +300,13 @@ func productNames(p object) []string {
 
 // Known reports whether name is one of the event names Klavi documents
 // (link_created, link_action_status, the consent_* and product_* events),
-// in any casing, as StatusForEvent reads them.
+// in any casing, as klavi.ConsentStatusForEvent reads them.
 func Known(name string) bool {
 	switch strings.ToLower(strings.TrimSpace(name)) {
 	case eventLinkCreated, eventLinkActionStatus,
 		eventProductRequestReceived, eventProductGeneratedSuccess, eventProductGeneratedFailed:
 		return true
 	}
-	_, isConsent := StatusForEvent(name)
+	_, isConsent := klavi.ConsentStatusForEvent(name)
 	return isConsent
 }

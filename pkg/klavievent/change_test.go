@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // consentArrayBody is a consent_authorised delivery for a link with two
@@ -46,7 +48,7 @@ func TestChanges(t *testing.T) {
 	}
 	nested := `{"personalTaxId":"` + testCPF + `","businessTaxId":"","linkId":"l1",
 		"consents":{"consentId":"c1","externalTrackId":"t1","institutionCode":"001"}}`
-	consent := func(name, status string) Change {
+	consent := func(name string, status klavi.ConsentStatus) Change {
 		return with(base(KindConsent, name), func(c *Change) {
 			c.LinkID, c.ConsentID, c.ExternalTrackID, c.InstitutionCode = "l1", "c1", "t1", "001"
 			c.PersonalTaxID, c.ConsentStatus = testCPF, status

@@ -56,7 +56,7 @@ func FuzzParse(f *testing.F) {
 						t.Fatalf("Change of kind %s has ConsentStatus %q", c.Kind, c.ConsentStatus)
 					}
 				case KindConsent:
-					if Rank(c.ConsentStatus) == 0 {
+					if !c.ConsentStatus.Known() {
 						t.Fatalf("consent Change has unknown ConsentStatus %q", c.ConsentStatus)
 					}
 				default:

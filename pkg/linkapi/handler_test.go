@@ -19,6 +19,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 )
 
@@ -48,14 +49,14 @@ func (failingStore) CreateLink(context.Context, linkstore.Link) error {
 type env struct {
 	h     *Handler
 	k     *fakeKlavi
-	store *linkstore.MemoryStore
+	store *linkstoretest.MemoryStore
 	logs  *bytes.Buffer
 	rec   *metrics.Recorder
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{k: &fakeKlavi{}, store: linkstore.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("create-link")}
+	e := &env{k: &fakeKlavi{}, store: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("create-link")}
 	e.h = New(e.k, e.store, nil, Config{
 		AllowedRedirectHosts: []string{"app.example.com", "*.example.org"},
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
@@ -533,7 +534,7 @@ func TestGetLinkFromEventByAnyCaller(t *testing.T) {
 	e := newEnv(t)
 	_, err := e.store.ApplyEvent(t.Context(), linkstore.EventChange{
 		EventID: "e1", EventName: "consent_authorised", EventTime: now, LinkID: "link-ev",
-		ConsentID: "c1", ConsentStatus: linkstore.ConsentAuthorised,
+		ConsentID: "c1", ConsentStatus: klavi.ConsentAuthorised,
 	})
 	if err != nil {
 		t.Fatalf("apply event: %v", err)

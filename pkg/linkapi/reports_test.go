@@ -24,7 +24,7 @@ func seedFixtureLink(t *testing.T, e *reportsEnv, l linkstore.Link) {
 	seed(t, e.store.MemoryStore, l,
 		authorised("c-1", "260"),
 		authorised("c-2", "341"),
-		linkstore.Consent{ConsentID: "c-3", InstitutionCode: "001", Status: linkstore.ConsentRejected},
+		linkstore.Consent{ConsentID: "c-3", InstitutionCode: "001", Status: klavi.ConsentRejected},
 	)
 }
 
@@ -228,8 +228,8 @@ func TestReportsLinkStates(t *testing.T) {
 			name: "no authorised consent",
 			setup: func(t *testing.T, e *reportsEnv) {
 				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID),
-					linkstore.Consent{ConsentID: "c-1", InstitutionCode: "260", Status: linkstore.ConsentAwaitingAuthorisation},
-					linkstore.Consent{ConsentID: "c-2", InstitutionCode: "341", Status: linkstore.ConsentExpired})
+					linkstore.Consent{ConsentID: "c-1", InstitutionCode: "260", Status: klavi.ConsentAwaitingAuthorisation},
+					linkstore.Consent{ConsentID: "c-2", InstitutionCode: "341", Status: klavi.ConsentExpired})
 			},
 			wantStatus: 409, wantCode: "no_authorised_consent",
 		},
@@ -245,7 +245,7 @@ func TestReportsLinkStates(t *testing.T) {
 		{
 			name: "consent without institution",
 			setup: func(t *testing.T, e *reportsEnv) {
-				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentAuthorised})
+				seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), linkstore.Consent{ConsentID: "c-1", Status: klavi.ConsentAuthorised})
 			},
 			wantStatus: 409, wantCode: "institution_unknown",
 		},

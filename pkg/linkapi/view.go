@@ -64,7 +64,7 @@ func NewView(l *linkstore.Link, now time.Time) View {
 		v.TaxIDType = "unknown"
 	}
 	for _, c := range l.Consents {
-		v.Consents = append(v.Consents, ConsentView{ConsentID: c.ConsentID, InstitutionCode: c.InstitutionCode, Status: c.Status, UpdatedAt: c.UpdatedAt.UTC()})
+		v.Consents = append(v.Consents, ConsentView{ConsentID: c.ConsentID, InstitutionCode: c.InstitutionCode, Status: string(c.Status), UpdatedAt: c.UpdatedAt.UTC()})
 	}
 	for _, r := range l.ReportRequests {
 		products := r.Products

@@ -1,4 +1,4 @@
-package linkstore
+package linkstore_test
 
 import (
 	"context"
@@ -11,26 +11,30 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 // Store is what both implementations offer; the conformance suite runs
 // against it.
 type Store interface {
-	CreateLink(ctx context.Context, l Link) error
-	GetLink(ctx context.Context, linkID string) (*Link, error)
+	CreateLink(ctx context.Context, l linkstore.Link) error
+	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
 	CheckLink(ctx context.Context, linkID string) error
-	ApplyEvent(ctx context.Context, e EventChange) (Outcome, error)
+	ApplyEvent(ctx context.Context, e linkstore.EventChange) (linkstore.Outcome, error)
 	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
-	RecordReportRequest(ctx context.Context, linkID string, r ReportRequest) error
-	RecordReport(ctx context.Context, linkID string, r Report) error
-	Purge(ctx context.Context, linkID string, now time.Time) (*Link, error)
-	ListAttention(ctx context.Context, kind AttentionKind, before time.Time, limit int) ([]Attention, error)
+	RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error
+	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
+	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
+	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 }
 
 var (
-	_ Store = (*MemoryStore)(nil)
-	_ Store = (*DynamoStore)(nil)
+	_ Store = (*linkstoretest.MemoryStore)(nil)
+	_ Store = (*linkstore.DynamoStore)(nil)
 )
 
 // t0 is the suite's clock: not UTC and finer than a millisecond, so that
@@ -43,8 +47,13 @@ const (
 )
 
 // testOptions are the options every store of the suite is built with.
-func testOptions() []Option {
-	return []Option{WithClock(func() time.Time { return t0 }), WithReportGrace(testGrace)}
+func testOptions() []linkstore.Option {
+	return []linkstore.Option{linkstore.WithClock(func() time.Time { return t0 }), linkstore.WithReportGrace(testGrace)}
+}
+
+// memoryOptions are testOptions for a MemoryStore.
+func memoryOptions() []linkstoretest.Option {
+	return []linkstoretest.Option{linkstoretest.WithClock(func() time.Time { return t0 }), linkstoretest.WithReportGrace(testGrace)}
 }
 
 // ms is t as the stores keep it.
@@ -83,7 +92,7 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 }
 
 func TestMemoryConformance(t *testing.T) {
-	runConformance(t, func(t *testing.T) Store { return NewMemory(testOptions()...) })
+	runConformance(t, func(t *testing.T) Store { return linkstoretest.NewMemory(memoryOptions()...) })
 }
 
 // checkErr fails t unless err matches want (nil for success). Whatever the
@@ -101,19 +110,19 @@ func checkErr(t *testing.T, what string, err, want error) {
 	}
 }
 
-func mustGet(t *testing.T, s Store, linkID string) *Link {
+func mustGet(t *testing.T, s Store, linkID string) *linkstore.Link {
 	t.Helper()
 	l, err := s.GetLink(t.Context(), linkID)
 	checkErr(t, "get link "+linkID, err, nil)
 	return l
 }
 
-func mustCreate(t *testing.T, s Store, l Link) {
+func mustCreate(t *testing.T, s Store, l linkstore.Link) {
 	t.Helper()
 	checkErr(t, "create link "+l.LinkID, s.CreateLink(t.Context(), l), nil)
 }
 
-func apply(t *testing.T, s Store, e EventChange, want Outcome) {
+func apply(t *testing.T, s Store, e linkstore.EventChange, want linkstore.Outcome) {
 	t.Helper()
 	got, err := s.ApplyEvent(t.Context(), e)
 	checkErr(t, "apply event "+e.EventID, err, nil)
@@ -123,10 +132,10 @@ func apply(t *testing.T, s Store, e EventChange, want Outcome) {
 }
 
 // consentEvent is a consent event received one second after it happened.
-func consentEvent(eventID, linkID, consentID, status string, at time.Time) EventChange {
-	return EventChange{
+func consentEvent(eventID, linkID, consentID string, status klavi.ConsentStatus, at time.Time) linkstore.EventChange {
+	return linkstore.EventChange{
 		EventID:         eventID,
-		EventName:       "consent_" + strings.ToLower(status),
+		EventName:       "consent_" + strings.ToLower(string(status)),
 		EventTime:       at,
 		ReceivedAt:      at.Add(time.Second),
 		LinkID:          linkID,
@@ -136,10 +145,10 @@ func consentEvent(eventID, linkID, consentID, status string, at time.Time) Event
 	}
 }
 
-func fullLink(id string) Link {
-	return Link{
+func fullLink(id string) linkstore.Link {
+	return linkstore.Link{
 		LinkID:           id,
-		TaxIDType:        TaxIDPersonal,
+		TaxIDType:        linkstore.TaxIDPersonal,
 		TaxID:            testCPF,
 		InstitutionCode:  "001",
 		RedirectURL:      "https://app.example.com/back",
@@ -158,7 +167,7 @@ func testCreateGetRoundTrip(t *testing.T, s Store) {
 	got := mustGet(t, s, "link-1")
 
 	want := in
-	want.Origin = OriginAPI
+	want.Origin = linkstore.OriginAPI
 	want.ExpiresAt, want.CreatedAt, want.UpdatedAt = ms(in.ExpiresAt), ms(in.CreatedAt), ms(in.UpdatedAt)
 	if diff := cmp.Diff(&want, got); diff != "" {
 		t.Errorf("GetLink mismatch (-want +got):\n%s", diff)
@@ -168,15 +177,15 @@ func testCreateGetRoundTrip(t *testing.T, s Store) {
 			t.Errorf("%s location = %v, want UTC", name, tm.Location())
 		}
 	}
-	if got, want := got.Status(t0), StatusCreated; got != want {
+	if got, want := got.Status(t0), linkstore.StatusCreated; got != want {
 		t.Errorf("Status = %q, want %q", got, want)
 	}
 }
 
 func testCreateDefaults(t *testing.T, s Store) {
-	mustCreate(t, s, Link{LinkID: "bare", TaxIDType: "", ExternalInfo: json.RawMessage("null")})
+	mustCreate(t, s, linkstore.Link{LinkID: "bare", TaxIDType: "", ExternalInfo: json.RawMessage("null")})
 	got := mustGet(t, s, "bare")
-	want := &Link{LinkID: "bare", TaxIDType: TaxIDUnknown, Origin: OriginAPI, CreatedAt: ms(t0), UpdatedAt: ms(t0)}
+	want := &linkstore.Link{LinkID: "bare", TaxIDType: linkstore.TaxIDUnknown, Origin: linkstore.OriginAPI, CreatedAt: ms(t0), UpdatedAt: ms(t0)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GetLink mismatch (-want +got):\n%s", diff)
 	}
@@ -186,32 +195,32 @@ func testCreateDuplicate(t *testing.T, s Store) {
 	mustCreate(t, s, fullLink("dup"))
 	again := fullLink("dup")
 	again.RedirectURL = "https://other.example.com"
-	checkErr(t, "second create", s.CreateLink(t.Context(), again), ErrDuplicate)
+	checkErr(t, "second create", s.CreateLink(t.Context(), again), linkstore.ErrDuplicate)
 	if got := mustGet(t, s, "dup").RedirectURL; got != "https://app.example.com/back" {
 		t.Errorf("RedirectURL after duplicate create = %q, want the first one", got)
 	}
-	checkErr(t, "create without id", s.CreateLink(t.Context(), Link{TaxID: testCPF}), errEmptyID)
+	checkErr(t, "create without id", s.CreateLink(t.Context(), linkstore.Link{TaxID: testCPF}), linkstore.ErrEmptyID)
 }
 
 func testGetUnknown(t *testing.T, s Store) {
 	_, err := s.GetLink(t.Context(), "nope")
-	checkErr(t, "get unknown", err, ErrNotFound)
+	checkErr(t, "get unknown", err, linkstore.ErrNotFound)
 }
 
 func testEventOutcomes(t *testing.T, s Store) {
 	mustCreate(t, s, fullLink("L"))
 	steps := []struct {
 		name       string
-		event      EventChange
-		want       Outcome
+		event      linkstore.EventChange
+		want       linkstore.Outcome
 		wantStatus string // of the link afterwards
 	}{
-		{"authorised", consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(5*time.Minute)), Applied, StatusAuthorised},
-		{"authorised again", consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(5*time.Minute)), Duplicate, StatusAuthorised},
-		{"older error", consentEvent("e2", "L", "C", ConsentError, t0.Add(4*time.Minute)), Stale, StatusAuthorised},
-		{"older error redelivered", consentEvent("e2", "L", "C", ConsentError, t0.Add(4*time.Minute)), Duplicate, StatusAuthorised},
-		{"newer revoked", consentEvent("e3", "L", "C", ConsentRevoked, t0.Add(10*time.Minute)), Applied, StatusRevoked},
-		{"lower case status", consentEvent("e4", "L", "C", "deleted_by_user", t0.Add(11*time.Minute)), Applied, StatusDeletedByUser},
+		{"authorised", consentEvent("e1", "L", "C", klavi.ConsentAuthorised, t0.Add(5*time.Minute)), linkstore.Applied, linkstore.StatusAuthorised},
+		{"authorised again", consentEvent("e1", "L", "C", klavi.ConsentAuthorised, t0.Add(5*time.Minute)), linkstore.Duplicate, linkstore.StatusAuthorised},
+		{"older error", consentEvent("e2", "L", "C", klavi.ConsentError, t0.Add(4*time.Minute)), linkstore.Stale, linkstore.StatusAuthorised},
+		{"older error redelivered", consentEvent("e2", "L", "C", klavi.ConsentError, t0.Add(4*time.Minute)), linkstore.Duplicate, linkstore.StatusAuthorised},
+		{"newer revoked", consentEvent("e3", "L", "C", klavi.ConsentRevoked, t0.Add(10*time.Minute)), linkstore.Applied, linkstore.StatusRevoked},
+		{"lower case status", consentEvent("e4", "L", "C", "deleted_by_user", t0.Add(11*time.Minute)), linkstore.Applied, linkstore.StatusDeletedByUser},
 	}
 	for _, st := range steps {
 		apply(t, s, st.event, st.want)
@@ -221,8 +230,8 @@ func testEventOutcomes(t *testing.T, s Store) {
 	}
 	got := mustGet(t, s, "L")
 	last := steps[len(steps)-1].event
-	want := []Consent{{
-		ConsentID: "C", InstitutionCode: "260", Status: ConsentDeletedByUser,
+	want := []linkstore.Consent{{
+		ConsentID: "C", InstitutionCode: "260", Status: klavi.ConsentDeletedByUser,
 		EventTime: ms(last.EventTime), UpdatedAt: ms(last.ReceivedAt),
 	}}
 	if diff := cmp.Diff(want, got.Consents); diff != "" {
@@ -236,22 +245,22 @@ func testEventOutcomes(t *testing.T, s Store) {
 func testEventSameTimeRank(t *testing.T, s Store) {
 	at := t0.Add(time.Minute)
 	steps := []struct {
-		status string
-		want   Outcome
+		status klavi.ConsentStatus
+		want   linkstore.Outcome
 	}{
-		{ConsentAwaitingAuthorisation, Applied},
-		{ConsentStarted, Stale},
-		{ConsentAuthorised, Applied},
-		{ConsentAwaitingLGPDAuthorisation, Stale},
-		{ConsentRejected, Applied},
-		{ConsentError, Stale}, // same rank as REJECTED
-		{ConsentRevoked, Applied},
+		{klavi.ConsentAwaitingAuthorisation, linkstore.Applied},
+		{klavi.ConsentStarted, linkstore.Stale},
+		{klavi.ConsentAuthorised, linkstore.Applied},
+		{klavi.ConsentAwaitingLGPDAuthorisation, linkstore.Stale},
+		{klavi.ConsentRejected, linkstore.Applied},
+		{klavi.ConsentError, linkstore.Stale}, // same rank as REJECTED
+		{klavi.ConsentRevoked, linkstore.Applied},
 	}
 	for i, st := range steps {
 		apply(t, s, consentEvent(fmt.Sprintf("r%d", i), "L", "C", st.status, at), st.want)
 	}
-	if got := mustGet(t, s, "L").Consents[0].Status; got != ConsentRevoked {
-		t.Errorf("consent status = %q, want %q", got, ConsentRevoked)
+	if got := mustGet(t, s, "L").Consents[0].Status; got != klavi.ConsentRevoked {
+		t.Errorf("consent status = %q, want %q", got, klavi.ConsentRevoked)
 	}
 }
 
@@ -263,54 +272,54 @@ func testEventDeletedByUserWins(t *testing.T, s Store) {
 	t1, t2 := t0.Add(time.Minute), t0.Add(2*time.Minute)
 	steps := []struct {
 		name  string
-		event EventChange
-		want  Outcome
+		event linkstore.EventChange
+		want  linkstore.Outcome
 	}{
-		{"revoked at T2", consentEvent("rev", "L", "C", ConsentRevoked, t2), Applied},
-		{"deleted at T1 < T2", consentEvent("del", "L", "C", ConsentDeletedByUser, t1), Applied},
-		{"deleted redelivered", consentEvent("del", "L", "C", ConsentDeletedByUser, t1), Duplicate},
-		{"deleted again, later", consentEvent("del2", "L", "C", ConsentDeletedByUser, t2.Add(time.Minute)), Stale},
-		{"reconcile-made expired, later", consentEvent("reconcile:C:EXPIRED", "L", "C", ConsentExpired, t2.Add(time.Hour)), Stale},
+		{"revoked at T2", consentEvent("rev", "L", "C", klavi.ConsentRevoked, t2), linkstore.Applied},
+		{"deleted at T1 < T2", consentEvent("del", "L", "C", klavi.ConsentDeletedByUser, t1), linkstore.Applied},
+		{"deleted redelivered", consentEvent("del", "L", "C", klavi.ConsentDeletedByUser, t1), linkstore.Duplicate},
+		{"deleted again, later", consentEvent("del2", "L", "C", klavi.ConsentDeletedByUser, t2.Add(time.Minute)), linkstore.Stale},
+		{"reconcile-made expired, later", consentEvent("reconcile:C:EXPIRED", "L", "C", klavi.ConsentExpired, t2.Add(time.Hour)), linkstore.Stale},
 	}
 	for _, st := range steps {
 		apply(t, s, st.event, st.want)
-		if got := mustGet(t, s, "L").Consents[0].Status; got != ConsentRevoked && got != ConsentDeletedByUser {
+		if got := mustGet(t, s, "L").Consents[0].Status; got != klavi.ConsentRevoked && got != klavi.ConsentDeletedByUser {
 			t.Fatalf("after %s: consent status = %q", st.name, got)
 		}
 	}
 	l := mustGet(t, s, "L")
-	if got := l.Consents[0].Status; got != ConsentDeletedByUser {
-		t.Errorf("consent status = %q, want %q", got, ConsentDeletedByUser)
+	if got := l.Consents[0].Status; got != klavi.ConsentDeletedByUser {
+		t.Errorf("consent status = %q, want %q", got, klavi.ConsentDeletedByUser)
 	}
-	if got := l.Status(t0); got != StatusDeletedByUser {
-		t.Errorf("link status = %q, want %q", got, StatusDeletedByUser)
+	if got := l.Status(t0); got != linkstore.StatusDeletedByUser {
+		t.Errorf("link status = %q, want %q", got, linkstore.StatusDeletedByUser)
 	}
 	// A deletion of a consent the store never saw applies too.
-	apply(t, s, consentEvent("del-new", "L", "D", ConsentDeletedByUser, t0), Applied)
+	apply(t, s, consentEvent("del-new", "L", "D", klavi.ConsentDeletedByUser, t0), linkstore.Applied)
 }
 
 func testEventUnknownLink(t *testing.T, s Store) {
-	e := consentEvent("u1", "W", "C", ConsentStarted, t0)
-	e.TaxIDType, e.TaxID = TaxIDPersonal, testCPF
+	e := consentEvent("u1", "W", "C", klavi.ConsentStarted, t0)
+	e.TaxIDType, e.TaxID = linkstore.TaxIDPersonal, testCPF
 	e.ExternalInfo = json.RawMessage(`{"myTraceId":"t"}`)
-	apply(t, s, e, Applied)
+	apply(t, s, e, linkstore.Applied)
 
 	got := mustGet(t, s, "W")
-	want := &Link{
-		LinkID: "W", TaxIDType: TaxIDPersonal, TaxID: testCPF, ExternalInfo: json.RawMessage(`{"myTraceId":"t"}`),
-		Origin: OriginWebhook, CreatedAt: ms(e.ReceivedAt), UpdatedAt: ms(e.ReceivedAt),
-		Consents: []Consent{{ConsentID: "C", InstitutionCode: "260", Status: ConsentStarted, EventTime: ms(e.EventTime), UpdatedAt: ms(e.ReceivedAt)}},
+	want := &linkstore.Link{
+		LinkID: "W", TaxIDType: linkstore.TaxIDPersonal, TaxID: testCPF, ExternalInfo: json.RawMessage(`{"myTraceId":"t"}`),
+		Origin: linkstore.OriginWebhook, CreatedAt: ms(e.ReceivedAt), UpdatedAt: ms(e.ReceivedAt),
+		Consents: []linkstore.Consent{{ConsentID: "C", InstitutionCode: "260", Status: klavi.ConsentStarted, EventTime: ms(e.EventTime), UpdatedAt: ms(e.ReceivedAt)}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("link from event mismatch (-want +got):\n%s", diff)
 	}
 
 	// A later event does not replace what the link already holds.
-	e2 := consentEvent("u2", "W", "C", ConsentAuthorised, t0.Add(time.Minute))
-	e2.TaxIDType, e2.TaxID, e2.ExternalInfo = TaxIDBusiness, "11222333000181", json.RawMessage(`{"other":1}`)
-	apply(t, s, e2, Applied)
+	e2 := consentEvent("u2", "W", "C", klavi.ConsentAuthorised, t0.Add(time.Minute))
+	e2.TaxIDType, e2.TaxID, e2.ExternalInfo = linkstore.TaxIDBusiness, "11222333000181", json.RawMessage(`{"other":1}`)
+	apply(t, s, e2, linkstore.Applied)
 	got = mustGet(t, s, "W")
-	if got.TaxID != testCPF || got.TaxIDType != TaxIDPersonal || string(got.ExternalInfo) != `{"myTraceId":"t"}` || !got.CreatedAt.Equal(ms(e.ReceivedAt)) {
+	if got.TaxID != testCPF || got.TaxIDType != linkstore.TaxIDPersonal || string(got.ExternalInfo) != `{"myTraceId":"t"}` || !got.CreatedAt.Equal(ms(e.ReceivedAt)) {
 		t.Errorf("link after second event = %+v, want tax id, type, external info and CreatedAt of the first", got)
 	}
 
@@ -319,67 +328,67 @@ func testEventUnknownLink(t *testing.T, s Store) {
 	created.ExternalInfo = nil
 	mustCreate(t, s, created)
 	got = mustGet(t, s, "W")
-	if got.Origin != OriginAPI || got.RedirectURL != created.RedirectURL || got.Owner != created.Owner || !got.CreatedAt.Equal(ms(created.CreatedAt)) {
-		t.Errorf("adopted link = %+v, want origin %q and the created fields", got, OriginAPI)
+	if got.Origin != linkstore.OriginAPI || got.RedirectURL != created.RedirectURL || got.Owner != created.Owner || !got.CreatedAt.Equal(ms(created.CreatedAt)) {
+		t.Errorf("adopted link = %+v, want origin %q and the created fields", got, linkstore.OriginAPI)
 	}
 	if string(got.ExternalInfo) != `{"myTraceId":"t"}` {
 		t.Errorf("adopted link ExternalInfo = %s, want the event's kept", got.ExternalInfo)
 	}
-	if len(got.Consents) != 1 || got.Consents[0].Status != ConsentAuthorised {
+	if len(got.Consents) != 1 || got.Consents[0].Status != klavi.ConsentAuthorised {
 		t.Errorf("adopted link consents = %+v, want the authorised consent kept", got.Consents)
 	}
 	// Authorisation came first, so the link keeps waiting for reports.
-	att, err := s.ListAttention(t.Context(), AwaitingReports, t0.Add(24*time.Hour), 0)
+	att, err := s.ListAttention(t.Context(), linkstore.AwaitingReports, t0.Add(24*time.Hour), 0)
 	checkErr(t, "list attention", err, nil)
 	if len(att) != 1 || att[0].LinkID != "W" {
 		t.Errorf("AWAITING_REPORTS = %+v, want link W", att)
 	}
-	checkErr(t, "create again", s.CreateLink(t.Context(), fullLink("W")), ErrDuplicate)
+	checkErr(t, "create again", s.CreateLink(t.Context(), fullLink("W")), linkstore.ErrDuplicate)
 }
 
 func testEventNonConsent(t *testing.T, s Store) {
 	mustCreate(t, s, fullLink("N"))
-	e := EventChange{EventID: "n1", EventName: "link_created", EventTime: t0, ReceivedAt: t0.Add(time.Minute), LinkID: "N", TaxIDType: TaxIDPersonal, TaxID: testCPF}
-	apply(t, s, e, Recorded)
-	apply(t, s, e, Duplicate)
+	e := linkstore.EventChange{EventID: "n1", EventName: "link_created", EventTime: t0, ReceivedAt: t0.Add(time.Minute), LinkID: "N", TaxIDType: linkstore.TaxIDPersonal, TaxID: testCPF}
+	apply(t, s, e, linkstore.Recorded)
+	apply(t, s, e, linkstore.Duplicate)
 	got := mustGet(t, s, "N")
 	if !got.UpdatedAt.Equal(ms(e.ReceivedAt)) || len(got.Consents) != 0 {
 		t.Errorf("link after link_created = %+v, want UpdatedAt %v and no consent", got, ms(e.ReceivedAt))
 	}
 
 	// A consent event that does not say which consent cannot be placed.
-	noConsent := consentEvent("n2", "N", "", ConsentAuthorised, t0)
-	apply(t, s, noConsent, Recorded)
+	noConsent := consentEvent("n2", "N", "", klavi.ConsentAuthorised, t0)
+	apply(t, s, noConsent, linkstore.Recorded)
 	if got := mustGet(t, s, "N"); len(got.Consents) != 0 {
 		t.Errorf("consents = %+v, want none", got.Consents)
 	}
 
 	// An event without a link is only remembered.
-	orphan := EventChange{EventID: "n3", EventName: "page_view", ReceivedAt: t0}
-	apply(t, s, orphan, Recorded)
-	apply(t, s, orphan, Duplicate)
+	orphan := linkstore.EventChange{EventID: "n3", EventName: "page_view", ReceivedAt: t0}
+	apply(t, s, orphan, linkstore.Recorded)
+	apply(t, s, orphan, linkstore.Duplicate)
 
-	_, err := s.ApplyEvent(t.Context(), EventChange{LinkID: "N", TaxID: testCPF})
-	checkErr(t, "event without id", err, errEmptyID)
+	_, err := s.ApplyEvent(t.Context(), linkstore.EventChange{LinkID: "N", TaxID: testCPF})
+	checkErr(t, "event without id", err, linkstore.ErrEmptyID)
 }
 
 func testEventConcurrentDuplicates(t *testing.T, s Store) {
 	const n = 20
-	e := consentEvent("same", "P", "C", ConsentAuthorised, t0)
-	e.TaxIDType, e.TaxID = TaxIDPersonal, testCPF
-	outcomes := make([]Outcome, n)
+	e := consentEvent("same", "P", "C", klavi.ConsentAuthorised, t0)
+	e.TaxIDType, e.TaxID = linkstore.TaxIDPersonal, testCPF
+	outcomes := make([]linkstore.Outcome, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { outcomes[i], errs[i] = s.ApplyEvent(t.Context(), e) })
 	}
 	wg.Wait()
-	count := map[Outcome]int{}
+	count := map[linkstore.Outcome]int{}
 	for i := range n {
 		checkErr(t, "concurrent apply", errs[i], nil)
 		count[outcomes[i]]++
 	}
-	if diff := cmp.Diff(map[Outcome]int{Applied: 1, Duplicate: n - 1}, count); diff != "" {
+	if diff := cmp.Diff(map[linkstore.Outcome]int{linkstore.Applied: 1, linkstore.Duplicate: n - 1}, count); diff != "" {
 		t.Errorf("outcomes mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -388,33 +397,33 @@ func testEventConcurrentDuplicates(t *testing.T, s Store) {
 func authorisedConsent(t *testing.T, s Store) {
 	t.Helper()
 	mustCreate(t, s, fullLink("L"))
-	apply(t, s, consentEvent("auth", "L", "C", ConsentAuthorised, t0), Applied)
+	apply(t, s, consentEvent("auth", "L", "C", klavi.ConsentAuthorised, t0), linkstore.Applied)
 }
 
 func testClaimAutoRequest(t *testing.T, s Store) {
 	ctx := t.Context()
 	authorisedConsent(t, s)
-	apply(t, s, consentEvent("started", "L", "D", ConsentStarted, t0), Applied)
+	apply(t, s, consentEvent("started", "L", "D", klavi.ConsentStarted, t0), linkstore.Applied)
 	lease := time.Minute
 
-	checkErr(t, "claim unknown link", s.ClaimAutoRequest(ctx, "X", "C", lease, t0), ErrNotFound)
-	checkErr(t, "claim unknown consent", s.ClaimAutoRequest(ctx, "L", "X", lease, t0), ErrNotFound)
-	checkErr(t, "claim started consent", s.ClaimAutoRequest(ctx, "L", "D", lease, t0), ErrNotAuthorised)
+	checkErr(t, "claim unknown link", s.ClaimAutoRequest(ctx, "X", "C", lease, t0), linkstore.ErrNotFound)
+	checkErr(t, "claim unknown consent", s.ClaimAutoRequest(ctx, "L", "X", lease, t0), linkstore.ErrNotFound)
+	checkErr(t, "claim started consent", s.ClaimAutoRequest(ctx, "L", "D", lease, t0), linkstore.ErrNotAuthorised)
 
 	checkErr(t, "first claim", s.ClaimAutoRequest(ctx, "L", "C", lease, t0), nil)
 	if got := mustGet(t, s, "L").Consents[0].LeaseUntil; !got.Equal(ms(t0.Add(lease))) {
 		t.Errorf("LeaseUntil = %v, want %v", got, ms(t0.Add(lease)))
 	}
-	checkErr(t, "claim during lease", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(lease-time.Second)), ErrLeaseHeld)
+	checkErr(t, "claim during lease", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(lease-time.Second)), linkstore.ErrLeaseHeld)
 	checkErr(t, "claim after lease", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(lease)), nil)
 
-	r := ReportRequest{RequestID: "req-1", ConsentID: "C", InstitutionCode: "260", Products: []string{"all"}, RequestedAt: t0.Add(lease + time.Second), Trigger: TriggerStream}
+	r := linkstore.ReportRequest{RequestID: "req-1", ConsentID: "C", InstitutionCode: "260", Products: []string{"all"}, RequestedAt: t0.Add(lease + time.Second), Trigger: linkstore.TriggerStream}
 	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", r), nil)
 	c := mustGet(t, s, "L").Consents[0]
 	if c.RequestID != "req-1" || !c.LeaseUntil.IsZero() {
 		t.Errorf("consent after request = %+v, want RequestID req-1 and no lease", c)
 	}
-	checkErr(t, "claim after request", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(time.Hour)), ErrDuplicate)
+	checkErr(t, "claim after request", s.ClaimAutoRequest(ctx, "L", "C", lease, t0.Add(time.Hour)), linkstore.ErrDuplicate)
 }
 
 func testClaimConcurrent(t *testing.T, s Store) {
@@ -432,7 +441,7 @@ func testClaimConcurrent(t *testing.T, s Store) {
 			won++
 			continue
 		}
-		checkErr(t, "losing claim", err, ErrLeaseHeld)
+		checkErr(t, "losing claim", err, linkstore.ErrLeaseHeld)
 	}
 	if won != 1 {
 		t.Errorf("winning claims = %d, want 1", won)
@@ -442,20 +451,20 @@ func testClaimConcurrent(t *testing.T, s Store) {
 func testReportRequests(t *testing.T, s Store) {
 	ctx := t.Context()
 	authorisedConsent(t, s)
-	manual := ReportRequest{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: t0.Add(time.Minute), Trigger: TriggerManual}
+	manual := linkstore.ReportRequest{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: t0.Add(time.Minute), Trigger: linkstore.TriggerManual}
 	checkErr(t, "manual request", s.RecordReportRequest(ctx, "L", manual), nil)
-	checkErr(t, "same request again", s.RecordReportRequest(ctx, "L", manual), ErrDuplicate)
-	checkErr(t, "request for unknown link", s.RecordReportRequest(ctx, "X", manual), ErrNotFound)
-	ghost := ReportRequest{RequestID: "g1", ConsentID: "nope", Trigger: TriggerReconcile}
-	checkErr(t, "automatic request for unknown consent", s.RecordReportRequest(ctx, "L", ghost), ErrNotFound)
-	checkErr(t, "request without id", s.RecordReportRequest(ctx, "L", ReportRequest{}), errEmptyID)
-	noProducts := ReportRequest{RequestID: "m2", Products: []string{}, Trigger: TriggerManual}
+	checkErr(t, "same request again", s.RecordReportRequest(ctx, "L", manual), linkstore.ErrDuplicate)
+	checkErr(t, "request for unknown link", s.RecordReportRequest(ctx, "X", manual), linkstore.ErrNotFound)
+	ghost := linkstore.ReportRequest{RequestID: "g1", ConsentID: "nope", Trigger: linkstore.TriggerReconcile}
+	checkErr(t, "automatic request for unknown consent", s.RecordReportRequest(ctx, "L", ghost), linkstore.ErrNotFound)
+	checkErr(t, "request without id", s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{}), linkstore.ErrEmptyID)
+	noProducts := linkstore.ReportRequest{RequestID: "m2", Products: []string{}, Trigger: linkstore.TriggerManual}
 	checkErr(t, "request with default time", s.RecordReportRequest(ctx, "L", noProducts), nil)
 
 	got := mustGet(t, s, "L")
-	want := []ReportRequest{
-		{RequestID: "m2", Trigger: TriggerManual, RequestedAt: ms(t0)},
-		{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: ms(manual.RequestedAt), Trigger: TriggerManual},
+	want := []linkstore.ReportRequest{
+		{RequestID: "m2", Trigger: linkstore.TriggerManual, RequestedAt: ms(t0)},
+		{RequestID: "m1", ConsentID: "C", InstitutionCode: "260", Products: []string{"pf_checking_account", "pf_credit_card"}, RequestedAt: ms(manual.RequestedAt), Trigger: linkstore.TriggerManual},
 	}
 	if diff := cmp.Diff(want, got.ReportRequests); diff != "" {
 		t.Errorf("report requests mismatch (-want +got):\n%s", diff)
@@ -463,8 +472,8 @@ func testReportRequests(t *testing.T, s Store) {
 	if got.Consents[0].RequestID != "" {
 		t.Errorf("consent RequestID after manual requests = %q, want none: a manual request must not stop the automatic one", got.Consents[0].RequestID)
 	}
-	if s := got.Status(t0); s != StatusReportsRequested {
-		t.Errorf("Status = %q, want %q", s, StatusReportsRequested)
+	if s := got.Status(t0); s != linkstore.StatusReportsRequested {
+		t.Errorf("Status = %q, want %q", s, linkstore.StatusReportsRequested)
 	}
 	checkErr(t, "claim after manual request", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), nil)
 }
@@ -472,29 +481,29 @@ func testReportRequests(t *testing.T, s Store) {
 func testRecordReport(t *testing.T, s Store) {
 	ctx := t.Context()
 	authorisedConsent(t, s)
-	r := Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 5 << 20, SHA256: strings.Repeat("ab", 32), ReceivedAt: t0.Add(time.Hour)}
+	r := linkstore.Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 5 << 20, SHA256: strings.Repeat("ab", 32), ReceivedAt: t0.Add(time.Hour)}
 	checkErr(t, "record report", s.RecordReport(ctx, "L", r), nil)
-	checkErr(t, "record report again", s.RecordReport(ctx, "L", r), ErrDuplicate)
-	checkErr(t, "report for unknown link", s.RecordReport(ctx, "X", r), ErrNotFound)
-	checkErr(t, "report without id", s.RecordReport(ctx, "L", Report{}), errEmptyID)
+	checkErr(t, "record report again", s.RecordReport(ctx, "L", r), linkstore.ErrDuplicate)
+	checkErr(t, "report for unknown link", s.RecordReport(ctx, "X", r), linkstore.ErrNotFound)
+	checkErr(t, "report without id", s.RecordReport(ctx, "L", linkstore.Report{}), linkstore.ErrEmptyID)
 
 	got := mustGet(t, s, "L")
 	want := r
 	want.ReceivedAt = ms(r.ReceivedAt)
-	if diff := cmp.Diff([]Report{want}, got.Reports); diff != "" {
+	if diff := cmp.Diff([]linkstore.Report{want}, got.Reports); diff != "" {
 		t.Errorf("reports mismatch (-want +got):\n%s", diff)
 	}
 	if !got.UpdatedAt.Equal(ms(r.ReceivedAt)) {
 		t.Errorf("link UpdatedAt = %v, want %v", got.UpdatedAt, ms(r.ReceivedAt))
 	}
-	if s := got.Status(t0); s != StatusReportsReceived {
-		t.Errorf("Status = %q, want %q", s, StatusReportsReceived)
+	if s := got.Status(t0); s != linkstore.StatusReportsReceived {
+		t.Errorf("Status = %q, want %q", s, linkstore.StatusReportsReceived)
 	}
 	// One consent's report does not end the link's reconciliation: another
 	// consent may still lack its request. The sweep decides.
-	att, err := s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	att, err := s.ListAttention(ctx, linkstore.AwaitingReports, t0.Add(24*time.Hour), 0)
 	checkErr(t, "list attention", err, nil)
-	wantAtt := []Attention{{LinkID: "L", Kind: AwaitingReports, Due: ms(t0.Add(time.Second)).Add(testGrace)}}
+	wantAtt := []linkstore.Attention{{LinkID: "L", Kind: linkstore.AwaitingReports, Due: ms(t0.Add(time.Second)).Add(testGrace)}}
 	if diff := cmp.Diff(wantAtt, att); diff != "" {
 		t.Errorf("AWAITING_REPORTS after a report mismatch (-want +got):\n%s", diff)
 	}
@@ -507,28 +516,28 @@ func testAttention(t *testing.T, s Store) {
 		l.ExpiresAt = t0.Add(expires)
 		mustCreate(t, s, l)
 	}
-	mustCreate(t, s, Link{LinkID: "no-expiry"})
-	list := func(kind AttentionKind, before time.Time, limit int) []Attention {
+	mustCreate(t, s, linkstore.Link{LinkID: "no-expiry"})
+	list := func(kind linkstore.AttentionKind, before time.Time, limit int) []linkstore.Attention {
 		t.Helper()
 		got, err := s.ListAttention(ctx, kind, before, limit)
 		checkErr(t, "list attention", err, nil)
 		return got
 	}
-	due := func(id string, kind AttentionKind, d time.Duration) Attention {
-		return Attention{LinkID: id, Kind: kind, Due: ms(t0.Add(d))}
+	due := func(id string, kind linkstore.AttentionKind, d time.Duration) linkstore.Attention {
+		return linkstore.Attention{LinkID: id, Kind: kind, Due: ms(t0.Add(d))}
 	}
 	checks := []struct {
 		name   string
-		kind   AttentionKind
+		kind   linkstore.AttentionKind
 		before time.Time
 		limit  int
-		want   []Attention
+		want   []linkstore.Attention
 	}{
-		{"all due", AwaitingConsent, t0.Add(time.Hour), 0, []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute), due("A", AwaitingConsent, 30*time.Minute)}},
-		{"limit", AwaitingConsent, t0.Add(time.Hour), 2, []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute)}},
-		{"before is exclusive", AwaitingConsent, t0.Add(20 * time.Minute), 0, []Attention{due("B", AwaitingConsent, 10*time.Minute)}},
-		{"none due yet", AwaitingConsent, t0, 0, nil},
-		{"other kind", AwaitingReports, t0.Add(time.Hour), 0, nil},
+		{"all due", linkstore.AwaitingConsent, t0.Add(time.Hour), 0, []linkstore.Attention{due("B", linkstore.AwaitingConsent, 10*time.Minute), due("C", linkstore.AwaitingConsent, 20*time.Minute), due("A", linkstore.AwaitingConsent, 30*time.Minute)}},
+		{"limit", linkstore.AwaitingConsent, t0.Add(time.Hour), 2, []linkstore.Attention{due("B", linkstore.AwaitingConsent, 10*time.Minute), due("C", linkstore.AwaitingConsent, 20*time.Minute)}},
+		{"before is exclusive", linkstore.AwaitingConsent, t0.Add(20 * time.Minute), 0, []linkstore.Attention{due("B", linkstore.AwaitingConsent, 10*time.Minute)}},
+		{"none due yet", linkstore.AwaitingConsent, t0, 0, nil},
+		{"other kind", linkstore.AwaitingReports, t0.Add(time.Hour), 0, nil},
 	}
 	for _, c := range checks {
 		if diff := cmp.Diff(c.want, list(c.kind, c.before, c.limit)); diff != "" {
@@ -538,22 +547,22 @@ func testAttention(t *testing.T, s Store) {
 
 	// Authorising a consent of A moves it to AWAITING_REPORTS; a consent
 	// event that authorises nothing leaves C where it is.
-	auth := consentEvent("a1", "A", "C1", ConsentAuthorised, t0)
-	apply(t, s, auth, Applied)
-	apply(t, s, consentEvent("c1", "C", "C1", ConsentRejected, t0), Applied)
-	wantReports := []Attention{{LinkID: "A", Kind: AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}}
-	if diff := cmp.Diff(wantReports, list(AwaitingReports, t0.Add(time.Hour), 0)); diff != "" {
+	auth := consentEvent("a1", "A", "C1", klavi.ConsentAuthorised, t0)
+	apply(t, s, auth, linkstore.Applied)
+	apply(t, s, consentEvent("c1", "C", "C1", klavi.ConsentRejected, t0), linkstore.Applied)
+	wantReports := []linkstore.Attention{{LinkID: "A", Kind: linkstore.AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}}
+	if diff := cmp.Diff(wantReports, list(linkstore.AwaitingReports, t0.Add(time.Hour), 0)); diff != "" {
 		t.Errorf("AWAITING_REPORTS mismatch (-want +got):\n%s", diff)
 	}
-	want := []Attention{due("B", AwaitingConsent, 10*time.Minute), due("C", AwaitingConsent, 20*time.Minute)}
-	if diff := cmp.Diff(want, list(AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
+	want := []linkstore.Attention{due("B", linkstore.AwaitingConsent, 10*time.Minute), due("C", linkstore.AwaitingConsent, 20*time.Minute)}
+	if diff := cmp.Diff(want, list(linkstore.AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
 		t.Errorf("AWAITING_CONSENT after authorisation mismatch (-want +got):\n%s", diff)
 	}
 
 	checkErr(t, "clear B", s.ClearAttention(ctx, "B", t0.Add(10*time.Minute)), nil)
-	checkErr(t, "clear unknown", s.ClearAttention(ctx, "X", t0), ErrNotFound)
-	want = []Attention{due("C", AwaitingConsent, 20*time.Minute)}
-	if diff := cmp.Diff(want, list(AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
+	checkErr(t, "clear unknown", s.ClearAttention(ctx, "X", t0), linkstore.ErrNotFound)
+	want = []linkstore.Attention{due("C", linkstore.AwaitingConsent, 20*time.Minute)}
+	if diff := cmp.Diff(want, list(linkstore.AwaitingConsent, t0.Add(time.Hour), 0)); diff != "" {
 		t.Errorf("AWAITING_CONSENT after clear mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -565,20 +574,20 @@ func testClearAttentionConditional(t *testing.T, s Store) {
 	ctx := t.Context()
 	mustCreate(t, s, fullLink("L"))
 	seen := fullLink("L").ExpiresAt // AWAITING_CONSENT due at expiry
-	auth := consentEvent("a1", "L", "C", ConsentAuthorised, t0.Add(time.Minute))
-	apply(t, s, auth, Applied)
-	rearmed := Attention{LinkID: "L", Kind: AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}
+	auth := consentEvent("a1", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute))
+	apply(t, s, auth, linkstore.Applied)
+	rearmed := linkstore.Attention{LinkID: "L", Kind: linkstore.AwaitingReports, Due: ms(auth.ReceivedAt).Add(testGrace)}
 
-	checkErr(t, "clear with the old due time", s.ClearAttention(ctx, "L", seen), ErrAttentionChanged)
-	got, err := s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	checkErr(t, "clear with the old due time", s.ClearAttention(ctx, "L", seen), linkstore.ErrAttentionChanged)
+	got, err := s.ListAttention(ctx, linkstore.AwaitingReports, t0.Add(24*time.Hour), 0)
 	checkErr(t, "list attention", err, nil)
-	if diff := cmp.Diff([]Attention{rearmed}, got); diff != "" {
+	if diff := cmp.Diff([]linkstore.Attention{rearmed}, got); diff != "" {
 		t.Errorf("re-armed entry after a stale clear mismatch (-want +got):\n%s", diff)
 	}
 
 	// The due time as ListAttention gave it, in any zone, matches.
 	checkErr(t, "clear with the seen due time", s.ClearAttention(ctx, "L", rearmed.Due.In(t0.Location())), nil)
-	got, err = s.ListAttention(ctx, AwaitingReports, t0.Add(24*time.Hour), 0)
+	got, err = s.ListAttention(ctx, linkstore.AwaitingReports, t0.Add(24*time.Hour), 0)
 	checkErr(t, "list attention", err, nil)
 	if len(got) != 0 {
 		t.Errorf("AWAITING_REPORTS after clear = %+v, want none", got)
@@ -592,9 +601,9 @@ func testClearAttentionConditional(t *testing.T, s Store) {
 func testPurge(t *testing.T, s Store) {
 	ctx := t.Context()
 	authorisedConsent(t, s)
-	req := ReportRequest{RequestID: "req-1", ConsentID: "C", Products: []string{"all"}, RequestedAt: t0.Add(time.Minute), Trigger: TriggerStream}
+	req := linkstore.ReportRequest{RequestID: "req-1", ConsentID: "C", Products: []string{"all"}, RequestedAt: t0.Add(time.Minute), Trigger: linkstore.TriggerStream}
 	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", req), nil)
-	rep := Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 10, ReceivedAt: t0.Add(2 * time.Minute)}
+	rep := linkstore.Report{ProductReportID: "pr-1", ProductName: "pf_checking_account", RequestID: "req-1", ObjectKey: "reports/L/pr-1.json", Code: 200, Bytes: 10, ReceivedAt: t0.Add(2 * time.Minute)}
 	checkErr(t, "record report", s.RecordReport(ctx, "L", rep), nil)
 	before := mustGet(t, s, "L")
 
@@ -605,28 +614,28 @@ func testPurge(t *testing.T, s Store) {
 		t.Errorf("Purge must return the link as it was (-want +got):\n%s", diff)
 	}
 
-	tomb := &Link{LinkID: "L", TaxIDType: TaxIDUnknown, ExpiresAt: before.ExpiresAt, CreatedAt: before.CreatedAt, UpdatedAt: ms(purgedAt), PurgedAt: ms(purgedAt)}
+	tomb := &linkstore.Link{LinkID: "L", TaxIDType: linkstore.TaxIDUnknown, ExpiresAt: before.ExpiresAt, CreatedAt: before.CreatedAt, UpdatedAt: ms(purgedAt), PurgedAt: ms(purgedAt)}
 	if diff := cmp.Diff(tomb, mustGet(t, s, "L")); diff != "" {
 		t.Errorf("tombstone mismatch (-want +got):\n%s", diff)
 	}
-	if got := mustGet(t, s, "L").Status(t0); got != StatusDeletedByUser {
-		t.Errorf("Status = %q, want %q", got, StatusDeletedByUser)
+	if got := mustGet(t, s, "L").Status(t0); got != linkstore.StatusDeletedByUser {
+		t.Errorf("Status = %q, want %q", got, linkstore.StatusDeletedByUser)
 	}
 
 	// Nothing comes back for a purged link.
-	late := consentEvent("late", "L", "C", ConsentRevoked, t0.Add(2*time.Hour))
-	late.TaxIDType, late.TaxID = TaxIDPersonal, testCPF
-	apply(t, s, late, Recorded)
-	apply(t, s, late, Duplicate)
-	apply(t, s, EventChange{EventID: "late2", EventName: "product_generated_success", LinkID: "L", TaxID: testCPF}, Recorded)
-	checkErr(t, "report after purge", s.RecordReport(ctx, "L", Report{ProductReportID: "pr-2"}), ErrPurged)
-	checkErr(t, "request after purge", s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "req-2"}), ErrPurged)
-	checkErr(t, "claim after purge", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), ErrNotFound)
-	checkErr(t, "create after purge", s.CreateLink(ctx, fullLink("L")), ErrDuplicate)
+	late := consentEvent("late", "L", "C", klavi.ConsentRevoked, t0.Add(2*time.Hour))
+	late.TaxIDType, late.TaxID = linkstore.TaxIDPersonal, testCPF
+	apply(t, s, late, linkstore.Recorded)
+	apply(t, s, late, linkstore.Duplicate)
+	apply(t, s, linkstore.EventChange{EventID: "late2", EventName: "product_generated_success", LinkID: "L", TaxID: testCPF}, linkstore.Recorded)
+	checkErr(t, "report after purge", s.RecordReport(ctx, "L", linkstore.Report{ProductReportID: "pr-2"}), linkstore.ErrPurged)
+	checkErr(t, "request after purge", s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{RequestID: "req-2"}), linkstore.ErrPurged)
+	checkErr(t, "claim after purge", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), linkstore.ErrNotFound)
+	checkErr(t, "create after purge", s.CreateLink(ctx, fullLink("L")), linkstore.ErrDuplicate)
 	if diff := cmp.Diff(tomb, mustGet(t, s, "L")); diff != "" {
 		t.Errorf("tombstone changed by later writes (-want +got):\n%s", diff)
 	}
-	for _, kind := range []AttentionKind{AwaitingConsent, AwaitingReports} {
+	for _, kind := range []linkstore.AttentionKind{linkstore.AwaitingConsent, linkstore.AwaitingReports} {
 		att, err := s.ListAttention(ctx, kind, t0.Add(24*time.Hour), 0)
 		checkErr(t, "list attention", err, nil)
 		if len(att) != 0 {
@@ -641,16 +650,16 @@ func testPurge(t *testing.T, s Store) {
 		t.Errorf("second purge returned %+v, want the tombstone", again)
 	}
 	_, err = s.Purge(ctx, "X", purgedAt)
-	checkErr(t, "purge unknown", err, ErrNotFound)
+	checkErr(t, "purge unknown", err, linkstore.ErrNotFound)
 }
 
 func testCheckLink(t *testing.T, s Store) {
 	ctx := t.Context()
-	checkErr(t, "CheckLink(unknown)", s.CheckLink(ctx, "nope"), ErrNotFound)
+	checkErr(t, "CheckLink(unknown)", s.CheckLink(ctx, "nope"), linkstore.ErrNotFound)
 	mustCreate(t, s, fullLink("L-check"))
 	checkErr(t, "CheckLink(active)", s.CheckLink(ctx, "L-check"), nil)
 	if _, err := s.Purge(ctx, "L-check", t0.Add(time.Hour)); err != nil {
 		t.Fatalf("Purge: %v", err)
 	}
-	checkErr(t, "CheckLink(purged)", s.CheckLink(ctx, "L-check"), ErrPurged)
+	checkErr(t, "CheckLink(purged)", s.CheckLink(ctx, "L-check"), linkstore.ErrPurged)
 }

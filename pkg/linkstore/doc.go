@@ -1,28 +1,21 @@
 // Package linkstore keeps the state of Klavi links: the link itself, its
 // consents, the report requests made for it and the reports received, plus
 // the event ids already processed. DynamoStore keeps it in one DynamoDB
-// table; MemoryStore keeps it in memory with the same outcomes, for tests
-// and local runs.
+// table; linkstoretest.MemoryStore keeps it in memory with the same
+// outcomes, for tests and local runs.
 //
 // # Ordering and duplicates
 //
 // Every write that must happen once is a conditional write, never a read
 // followed by a write. An event id is remembered by an event marker item
 // (kept at least MinEventTTL); a repeated id is a Duplicate and changes
-// nothing. A consent event only replaces the consent's state when it is
-// newer: a later eventTime, or the same eventTime and a status further along
-// the lifecycle, ranked
-//
-//	STARTED < AWAITING_AUTHORISATION < AWAITING_LGPD_AUTHORISATION < AUTHORISED
-//	  < ERROR = REJECTED = EXPIRED < REVOKED < DELETED_BY_USER
-//
-// (unknown statuses rank lowest). An older event is Stale: remembered as
-// processed, nothing else changes. The user's deletion is the exception: a
-// DELETED_BY_USER event applies whatever eventTime the consent holds (the
-// LGPD purge follows that status, so a later REVOKED, EXPIRED or
-// reconcile-made event must not keep it out), and a consent once
-// DELETED_BY_USER stays so: every later event for it, a second deletion
-// included, is Stale. Consent statuses are stored upper-case.
+// nothing. A consent event only replaces the consent's state when it
+// supersedes it by the consent lifecycle's rule (klavi.Supersedes: a later
+// eventTime, or the same eventTime and a status further along by
+// klavi.ConsentStatus.Rank; the user's deletion applies whatever eventTime
+// the consent holds and is never replaced). An event that does not is
+// Stale: remembered as processed, nothing else changes. Consent statuses
+// are stored upper-case.
 //
 // # Link status
 //
@@ -34,9 +27,10 @@
 //     AUTHORISED: REPORTS_REQUESTED
 //  4. a consent AUTHORISED: AUTHORISED
 //  5. consents, none authorised: the status of the consent set by the most
-//     recent event (EventTime, then rank), where ERROR, REJECTED, EXPIRED,
-//     REVOKED and DELETED_BY_USER stay as they are and STARTED, AWAITING_*
-//     (and unknown statuses) read CREATED
+//     recent event (EventTime, then rank), where an ended status
+//     (klavi.ConsentStatus.Ended: ERROR, REJECTED, EXPIRED, REVOKED,
+//     DELETED_BY_USER) stays as it is and STARTED, AWAITING_* (and unknown
+//     statuses) read CREATED
 //  6. no consent: EXPIRED once ExpiresAt has passed, else CREATED
 //
 // # Reconciliation

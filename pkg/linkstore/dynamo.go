@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // DynamoAPI is the part of *dynamodb.Client the store calls.
@@ -54,7 +56,7 @@ const (
 // takes it over, keeping its consents.
 func (s *DynamoStore) CreateLink(ctx context.Context, l Link) error {
 	if l.LinkID == "" {
-		return fmt.Errorf("create link: %w", errEmptyID)
+		return fmt.Errorf("create link: %w", ErrEmptyID)
 	}
 	l = l.withDefaults(s.opts.now())
 	u := newUpdate()
@@ -148,7 +150,7 @@ func (s *DynamoStore) partition(ctx context.Context, linkID string) ([]item, err
 func (s *DynamoStore) ApplyEvent(ctx context.Context, e EventChange) (Outcome, error) {
 	e = e.normalized(s.opts.now)
 	if e.EventID == "" {
-		return "", fmt.Errorf("apply event: %w", errEmptyID)
+		return "", fmt.Errorf("apply event: %w", ErrEmptyID)
 	}
 	out, err := s.applyEvent(ctx, e)
 	if err != nil {
@@ -227,7 +229,7 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 	if hasJSON(e.ExternalInfo) {
 		u.setIfNotExists(attrExternalInfo, str(string(e.ExternalInfo)))
 	}
-	if e.isConsentChange() && e.ConsentStatus == ConsentAuthorised {
+	if e.isConsentChange() && e.ConsentStatus == klavi.ConsentAuthorised {
 		u.set(attrAttn, str(string(AwaitingReports)))
 		u.set(attrAttnDue, timeValue(e.ReceivedAt.Add(s.opts.reportGrace)))
 	}
@@ -241,33 +243,34 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 	}
 }
 
-// eventConsentUpdate sets the consent's status unless the consent already
-// holds a state from a later event (eventTime, then status rank). An event
-// without eventTime is stored at the zero time, which sorts below every
-// real one: it never replaces a state set by an event that had one, and
-// among such events the rank alone decides. The
-// user's deletion is the exception both ways (see eventWins): it applies
-// whatever the consent holds, unless it is already deleted, and nothing
-// replaces it.
+// eventConsentUpdate sets the consent's status when the event supersedes
+// what the consent holds. Its condition is klavi.Supersedes written for
+// DynamoDB, over the stored eventTime, eventRank (klavi.ConsentStatus.Rank)
+// and status: a final status (the user's deletion) applies whatever the
+// consent holds unless it is final already, and nothing replaces it. An
+// event without eventTime is stored at the zero time, which sorts below
+// every real one: it never replaces a state set by an event that had one,
+// and among such events the rank alone decides.
 func (s *DynamoStore) eventConsentUpdate(e EventChange) *types.Update {
 	u := newUpdate()
 	u.set(attrType, str(ItemTypeConsent))
 	u.set(attrLinkID, str(e.LinkID))
 	u.set(attrConsentID, str(e.ConsentID))
-	u.set(attrStatus, str(e.ConsentStatus))
+	u.set(attrStatus, str(string(e.ConsentStatus)))
 	u.set(attrEventTime, timeValue(e.EventTime))
-	u.set(attrEventRank, num(int64(statusRank(e.ConsentStatus))))
+	u.set(attrEventRank, num(int64(e.ConsentStatus.Rank())))
 	u.set(attrUpdatedAt, timeValue(e.ReceivedAt))
 	if e.InstitutionCode != "" {
 		u.set(attrInstitutionCode, str(e.InstitutionCode))
 	}
 	t, r, st := u.name(attrEventTime), u.name(attrEventRank), u.name(attrStatus)
-	notDeleted := fmt.Sprintf("(attribute_not_exists(%[1]s) OR %[1]s <> %[2]s)",
-		st, u.value("deleted", str(ConsentDeletedByUser)))
-	cond := notDeleted
-	if e.ConsentStatus != ConsentDeletedByUser {
+	// DELETED_BY_USER is the one status for which Final holds.
+	notFinal := fmt.Sprintf("(attribute_not_exists(%[1]s) OR %[1]s <> %[2]s)",
+		st, u.value("final", str(string(klavi.ConsentDeletedByUser))))
+	cond := notFinal
+	if !e.ConsentStatus.Final() {
 		cond = fmt.Sprintf("(attribute_not_exists(%[1]s) OR %[1]s < :%[3]s OR (%[1]s = :%[3]s AND %[2]s < :%[4]s)) AND %[5]s",
-			t, r, attrEventTime, attrEventRank, notDeleted)
+			t, r, attrEventTime, attrEventRank, notFinal)
 	}
 	return &types.Update{
 		TableName:                 s.table,
@@ -287,7 +290,7 @@ func (s *DynamoStore) ClaimAutoRequest(ctx context.Context, linkID, consentID st
 	u := newUpdate()
 	u.set(attrLeaseUntil, timeValue(now.Add(lease)))
 	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s AND attribute_not_exists(%s) AND (attribute_not_exists(%s) OR %s <= %s)",
-		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(ConsentAuthorised)), u.name(attrRequestID),
+		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(string(klavi.ConsentAuthorised))), u.name(attrRequestID),
 		u.name(attrLeaseUntil), u.name(attrLeaseUntil), u.value("now", timeValue(now)))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
@@ -320,7 +323,7 @@ func (s *DynamoStore) ClaimAutoRequest(ctx context.Context, linkID, consentID st
 // RequestID and ends its claim in the same transaction.
 func (s *DynamoStore) RecordReportRequest(ctx context.Context, linkID string, r ReportRequest) error {
 	if r.RequestID == "" {
-		return fmt.Errorf("record report request for link %s: %w", linkID, errEmptyID)
+		return fmt.Errorf("record report request for link %s: %w", linkID, ErrEmptyID)
 	}
 	r.RequestedAt = stored(orNow(r.RequestedAt, s.opts.now))
 	const linkAt, requestAt, consentAt = 0, 1, 2
@@ -364,7 +367,7 @@ func (s *DynamoStore) RecordReportRequest(ctx context.Context, linkID string, r 
 // them all, takes the link off the list.
 func (s *DynamoStore) RecordReport(ctx context.Context, linkID string, r Report) error {
 	if r.ProductReportID == "" {
-		return fmt.Errorf("record report for link %s: %w", linkID, errEmptyID)
+		return fmt.Errorf("record report for link %s: %w", linkID, ErrEmptyID)
 	}
 	r.ReceivedAt = stored(orNow(r.ReceivedAt, s.opts.now))
 	const linkAt, reportAt = 0, 1

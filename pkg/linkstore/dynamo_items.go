@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // Key prefixes and sort keys; see doc.go for the layout.
@@ -158,7 +160,7 @@ func decodeConsent(it item) Consent {
 	return Consent{
 		ConsentID:       getS(it, attrConsentID),
 		InstitutionCode: getS(it, attrInstitutionCode),
-		Status:          getS(it, attrStatus),
+		Status:          klavi.ConsentStatus(getS(it, attrStatus)),
 		EventTime:       getTime(it, attrEventTime),
 		UpdatedAt:       getTime(it, attrUpdatedAt),
 		RequestID:       getS(it, attrRequestID),

@@ -1,4 +1,4 @@
-package linkstore
+package linkstore_test
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
@@ -26,7 +29,7 @@ func newTable(t *testing.T) (*dynamodb.Client, string) {
 	t.Helper()
 	client := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := CreateTable(t.Context(), client, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	return client, table
@@ -35,13 +38,13 @@ func newTable(t *testing.T) (*dynamodb.Client, string) {
 func TestDynamoConformance(t *testing.T) {
 	runConformance(t, func(t *testing.T) Store {
 		client, table := newTable(t)
-		return NewDynamo(client, table, testOptions()...)
+		return linkstore.NewDynamo(client, table, testOptions()...)
 	})
 }
 
 // countingDB counts the calls made through it to the real client.
 type countingDB struct {
-	DynamoAPI
+	linkstore.DynamoAPI
 	mu    sync.Mutex
 	calls map[string]int
 }
@@ -91,7 +94,7 @@ func (c *countingDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrite
 func TestDynamoCallCounts(t *testing.T) {
 	client, table := newTable(t)
 	db := &countingDB{DynamoAPI: client, calls: map[string]int{}}
-	s := NewDynamo(db, table, testOptions()...)
+	s := linkstore.NewDynamo(db, table, testOptions()...)
 	ctx := t.Context()
 
 	steps := []struct {
@@ -103,34 +106,34 @@ func TestDynamoCallCounts(t *testing.T) {
 			map[string]int{"UpdateItem": 1}},
 		{"get link", func() error { _, err := s.GetLink(ctx, "L"); return err },
 			map[string]int{"Query": 1}},
-		{"event applied", outcomeStep(t, s, consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(time.Minute)), Applied),
+		{"event applied", outcomeStep(t, s, consentEvent("e1", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)), linkstore.Applied),
 			map[string]int{"TransactWriteItems": 1}},
-		{"event duplicate", outcomeStep(t, s, consentEvent("e1", "L", "C", ConsentAuthorised, t0.Add(time.Minute)), Duplicate),
+		{"event duplicate", outcomeStep(t, s, consentEvent("e1", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)), linkstore.Duplicate),
 			map[string]int{"TransactWriteItems": 1}},
-		{"event stale", outcomeStep(t, s, consentEvent("e2", "L", "C", ConsentStarted, t0), Stale),
+		{"event stale", outcomeStep(t, s, consentEvent("e2", "L", "C", klavi.ConsentStarted, t0), linkstore.Stale),
 			map[string]int{"TransactWriteItems": 1, "PutItem": 1}},
-		{"stale event redelivered", outcomeStep(t, s, consentEvent("e2", "L", "C", ConsentStarted, t0), Duplicate),
+		{"stale event redelivered", outcomeStep(t, s, consentEvent("e2", "L", "C", klavi.ConsentStarted, t0), linkstore.Duplicate),
 			map[string]int{"TransactWriteItems": 1}},
-		{"non-consent event", outcomeStep(t, s, EventChange{EventID: "e3", EventName: "link_created", LinkID: "L"}, Recorded),
+		{"non-consent event", outcomeStep(t, s, linkstore.EventChange{EventID: "e3", EventName: "link_created", LinkID: "L"}, linkstore.Recorded),
 			map[string]int{"TransactWriteItems": 1}},
-		{"event without link", outcomeStep(t, s, EventChange{EventID: "e4", EventName: "page_view"}, Recorded),
+		{"event without link", outcomeStep(t, s, linkstore.EventChange{EventID: "e4", EventName: "page_view"}, linkstore.Recorded),
 			map[string]int{"PutItem": 1}},
 		{"claim", func() error { return s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0) },
 			map[string]int{"UpdateItem": 1}},
 		{"record request", func() error {
-			return s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "r1", ConsentID: "C", Trigger: TriggerStream})
+			return s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{RequestID: "r1", ConsentID: "C", Trigger: linkstore.TriggerStream})
 		}, map[string]int{"TransactWriteItems": 1}},
-		{"record report", func() error { return s.RecordReport(ctx, "L", Report{ProductReportID: "p1"}) },
+		{"record report", func() error { return s.RecordReport(ctx, "L", linkstore.Report{ProductReportID: "p1"}) },
 			map[string]int{"TransactWriteItems": 1}},
 		{"record report duplicate", func() error {
-			if err := s.RecordReport(ctx, "L", Report{ProductReportID: "p1"}); !errors.Is(err, ErrDuplicate) {
+			if err := s.RecordReport(ctx, "L", linkstore.Report{ProductReportID: "p1"}); !errors.Is(err, linkstore.ErrDuplicate) {
 				return errors.New("want ErrDuplicate")
 			}
 			return nil
 		}, map[string]int{"TransactWriteItems": 1}},
 		{"purge", func() error { _, err := s.Purge(ctx, "L", t0); return err },
 			map[string]int{"UpdateItem": 1, "Query": 1, "BatchWriteItem": 1}},
-		{"event for purged link", outcomeStep(t, s, consentEvent("e5", "L", "C", ConsentRevoked, t0.Add(time.Hour)), Recorded),
+		{"event for purged link", outcomeStep(t, s, consentEvent("e5", "L", "C", klavi.ConsentRevoked, t0.Add(time.Hour)), linkstore.Recorded),
 			map[string]int{"TransactWriteItems": 1, "PutItem": 1}},
 	}
 	for _, st := range steps {
@@ -143,7 +146,7 @@ func TestDynamoCallCounts(t *testing.T) {
 	}
 }
 
-func outcomeStep(t *testing.T, s *DynamoStore, e EventChange, want Outcome) func() error {
+func outcomeStep(t *testing.T, s *linkstore.DynamoStore, e linkstore.EventChange, want linkstore.Outcome) func() error {
 	return func() error {
 		t.Helper()
 		apply(t, s, e, want)
@@ -156,12 +159,12 @@ func outcomeStep(t *testing.T, s *DynamoStore, e EventChange, want Outcome) func
 func TestDynamoPagedPartition(t *testing.T) {
 	client, table := newTable(t)
 	db := &countingDB{DynamoAPI: client, calls: map[string]int{}}
-	s := NewDynamo(db, table, testOptions()...)
+	s := linkstore.NewDynamo(db, table, testOptions()...)
 	mustCreate(t, s, fullLink("big"))
 	const n = 30
 	big := strings.Repeat("k", 40_000) // n items of ~40 KB: more than a page
 	for i := range n {
-		r := Report{ProductReportID: fmt.Sprintf("pr-%03d", i), ObjectKey: big, ReceivedAt: t0.Add(time.Duration(i) * time.Second)}
+		r := linkstore.Report{ProductReportID: fmt.Sprintf("pr-%03d", i), ObjectKey: big, ReceivedAt: t0.Add(time.Duration(i) * time.Second)}
 		checkErr(t, "record report", s.RecordReport(t.Context(), "big", r), nil)
 	}
 	db.take()
@@ -177,24 +180,33 @@ func TestDynamoPagedPartition(t *testing.T) {
 // it, through ConsentFromStreamImage and IsConsentItem.
 func TestStreamImageOfStoredConsent(t *testing.T) {
 	client, table := newTable(t)
-	s := NewDynamo(client, table, testOptions()...)
+	s := linkstore.NewDynamo(client, table, testOptions()...)
 	authorisedConsent(t, s)
 	checkErr(t, "claim", s.ClaimAutoRequest(t.Context(), "L", "C", time.Minute, t0), nil)
 
-	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: consentKey("L", "C")})
+	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: consentItemKey("L", "C")})
 	if err != nil {
 		t.Fatalf("get consent item: %v", err)
 	}
 	img := streamImage(t, out.Item)
-	if !IsConsentItem(img) {
+	if !linkstore.IsConsentItem(img) {
 		t.Fatalf("IsConsentItem(%v) = false, want true", img)
 	}
-	linkID, c, ok := ConsentFromStreamImage(img)
+	linkID, c, ok := linkstore.ConsentFromStreamImage(img)
 	if !ok || linkID != "L" {
 		t.Fatalf("ConsentFromStreamImage = %q, %+v, %v; want link L", linkID, c, ok)
 	}
 	if diff := cmp.Diff(mustGet(t, s, "L").Consents[0], c); diff != "" {
 		t.Errorf("consent from stream image mismatch (-store +image):\n%s", diff)
+	}
+}
+
+// consentItemKey is the key of a consent item, as the package documents
+// the item layout.
+func consentItemKey(linkID, consentID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "LINK#" + linkID},
+		"sk": &types.AttributeValueMemberS{Value: "CONSENT#" + consentID},
 	}
 }
 
@@ -217,7 +229,7 @@ func streamImage(t *testing.T, it map[string]types.AttributeValue) map[string]ev
 
 // echoDB fails every write with an error that quotes the request, as a
 // validation message might.
-type echoDB struct{ DynamoAPI }
+type echoDB struct{ linkstore.DynamoAPI }
 
 func (echoDB) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	return nil, echoError(in.ExpressionAttributeValues)
@@ -251,12 +263,12 @@ func (e *echoErr) Error() string        { return "validation: " + e.msg }
 func (e *echoErr) Is(target error) bool { return target == errEcho }
 
 func TestErrorsNeverCarryTaxID(t *testing.T) {
-	s := NewDynamo(echoDB{}, "t", testOptions()...)
+	s := linkstore.NewDynamo(echoDB{}, "t", testOptions()...)
 	err := s.CreateLink(t.Context(), fullLink("L"))
 	if err == nil || strings.Contains(err.Error(), testCPF) || !errors.Is(err, errEcho) {
 		t.Errorf("CreateLink error = %v, want the cause kept (errors.Is) without the tax id", err)
 	}
-	e := consentEvent("e", "L", "C", ConsentAuthorised, t0)
+	e := consentEvent("e", "L", "C", klavi.ConsentAuthorised, t0)
 	e.TaxID = testCPF
 	_, err = s.ApplyEvent(t.Context(), e)
 	var ise *types.InternalServerError

@@ -3,6 +3,8 @@ package linkstore
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // EventChange is what a Klavi event webhook changes in the store, already
@@ -27,7 +29,7 @@ type EventChange struct {
 	ConsentID       string
 	InstitutionCode string
 	// ConsentStatus is the status a consent event sets, "" for other events.
-	ConsentStatus string
+	ConsentStatus klavi.ConsentStatus
 	TaxIDType     TaxIDType
 	// TaxID is used only when the event is the first the store hears of the
 	// link, to create it.
@@ -70,7 +72,7 @@ func (e EventChange) normalized(now func() time.Time) EventChange {
 	}
 	e.ReceivedAt = stored(e.ReceivedAt)
 	e.EventTime = stored(e.EventTime)
-	e.ConsentStatus = normalizeStatus(e.ConsentStatus)
+	e.ConsentStatus = klavi.ParseConsentStatus(string(e.ConsentStatus))
 	switch {
 	case e.EventTTL == 0:
 		e.EventTTL = DefaultEventTTL

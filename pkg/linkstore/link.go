@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -27,6 +29,9 @@ var (
 	// the caller saw (a consent authorised since then moved its due time),
 	// so it was left in place.
 	ErrAttentionChanged = errors.New("linkstore: attention changed")
+	// ErrEmptyID: an id the call needs (link, event, request or product
+	// report id) is empty.
+	ErrEmptyID = errors.New("linkstore: empty id")
 )
 
 // TaxIDType tells which kind of tax id a link carries.
@@ -50,19 +55,6 @@ const (
 	TriggerStream    = "stream"
 	TriggerManual    = "manual"
 	TriggerReconcile = "reconcile"
-)
-
-// Consent statuses, Klavi's own values.
-const (
-	ConsentStarted                   = "STARTED"
-	ConsentAwaitingAuthorisation     = "AWAITING_AUTHORISATION"
-	ConsentAwaitingLGPDAuthorisation = "AWAITING_LGPD_AUTHORISATION"
-	ConsentAuthorised                = "AUTHORISED"
-	ConsentError                     = "ERROR"
-	ConsentRejected                  = "REJECTED"
-	ConsentExpired                   = "EXPIRED"
-	ConsentRevoked                   = "REVOKED"
-	ConsentDeletedByUser             = "DELETED_BY_USER"
 )
 
 // Reasons a link was purged (Link.PurgeReason).
@@ -126,7 +118,7 @@ type Link struct {
 type Consent struct {
 	ConsentID       string
 	InstitutionCode string
-	Status          string
+	Status          klavi.ConsentStatus
 	EventTime       time.Time // of the event that set Status
 	UpdatedAt       time.Time
 	// RequestID is the automatic report request made for this consent, ""
@@ -188,7 +180,7 @@ func (l *Link) Status(now time.Time) string {
 	}
 	authorised, requested := false, len(l.ReportRequests) > 0
 	for _, c := range l.Consents {
-		authorised = authorised || c.Status == ConsentAuthorised
+		authorised = authorised || c.Status == klavi.ConsentAuthorised
 		requested = requested || c.RequestID != ""
 	}
 	switch {
@@ -214,7 +206,7 @@ func latestConsent(cs []Consent) Consent {
 		case c.EventTime.After(best.EventTime):
 			best = c
 		case c.EventTime.Equal(best.EventTime):
-			if r, br := statusRank(c.Status), statusRank(best.Status); r > br || (r == br && c.ConsentID > best.ConsentID) {
+			if r, br := c.Status.Rank(), best.Status.Rank(); r > br || (r == br && c.ConsentID > best.ConsentID) {
 				best = c
 			}
 		}
@@ -222,42 +214,16 @@ func latestConsent(cs []Consent) Consent {
 	return best
 }
 
-func linkStatusOfConsent(status string) string {
-	switch status {
-	case ConsentError, ConsentRejected, ConsentExpired, ConsentRevoked, ConsentDeletedByUser:
-		return status
-	default: // STARTED, AWAITING_* and anything Klavi adds later
-		return StatusCreated
+// linkStatusOfConsent is the link status a consent gives when none is
+// authorised: an ended consent's own status (ERROR, REJECTED, EXPIRED,
+// REVOKED, DELETED_BY_USER), else CREATED (STARTED, AWAITING_* and anything
+// Klavi adds later).
+func linkStatusOfConsent(status klavi.ConsentStatus) string {
+	if status.Ended() {
+		return string(status)
 	}
+	return StatusCreated
 }
-
-// statusRank orders consent states so that, for two events with the same
-// eventTime, the later state of the lifecycle wins. Unknown statuses rank
-// lowest so they never override a known state.
-func statusRank(status string) int {
-	switch status {
-	case ConsentStarted:
-		return 1
-	case ConsentAwaitingAuthorisation:
-		return 2
-	case ConsentAwaitingLGPDAuthorisation:
-		return 3
-	case ConsentAuthorised:
-		return 4
-	case ConsentError, ConsentRejected, ConsentExpired:
-		return 5
-	case ConsentRevoked:
-		return 6
-	case ConsentDeletedByUser:
-		return 7
-	default:
-		return 0
-	}
-}
-
-// normalizeStatus upper-cases a consent status: Klavi's values are compared
-// case-insensitively.
-func normalizeStatus(s string) string { return strings.ToUpper(strings.TrimSpace(s)) }
 
 // normalizeTaxIDType maps anything but the two known kinds to unknown.
 func normalizeTaxIDType(t TaxIDType) TaxIDType {

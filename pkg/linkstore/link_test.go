@@ -3,12 +3,14 @@ package linkstore
 import (
 	"testing"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 )
 
 func TestLinkStatus(t *testing.T) {
 	now := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 	at := func(min int) time.Time { return now.Add(time.Duration(min) * time.Minute) }
-	consent := func(id, status string, min int) Consent {
+	consent := func(id string, status klavi.ConsentStatus, min int) Consent {
 		return Consent{ConsentID: id, Status: status, EventTime: at(min)}
 	}
 	tests := []struct {
@@ -19,26 +21,26 @@ func TestLinkStatus(t *testing.T) {
 		{"new link", Link{ExpiresAt: at(30)}, StatusCreated},
 		{"no expiry", Link{}, StatusCreated},
 		{"expired link without consent", Link{ExpiresAt: at(0)}, StatusExpired},
-		{"consent started, link expired", Link{ExpiresAt: at(-1), Consents: []Consent{consent("a", ConsentStarted, -5)}}, StatusCreated},
-		{"awaiting authorisation", Link{Consents: []Consent{consent("a", ConsentAwaitingAuthorisation, -5)}}, StatusCreated},
-		{"awaiting LGPD", Link{Consents: []Consent{consent("a", ConsentAwaitingLGPDAuthorisation, -5)}}, StatusCreated},
+		{"consent started, link expired", Link{ExpiresAt: at(-1), Consents: []Consent{consent("a", klavi.ConsentStarted, -5)}}, StatusCreated},
+		{"awaiting authorisation", Link{Consents: []Consent{consent("a", klavi.ConsentAwaitingAuthorisation, -5)}}, StatusCreated},
+		{"awaiting LGPD", Link{Consents: []Consent{consent("a", klavi.ConsentAwaitingLGPDAuthorisation, -5)}}, StatusCreated},
 		{"unknown consent status", Link{Consents: []Consent{consent("a", "SOMETHING_NEW", -5)}}, StatusCreated},
-		{"authorised", Link{Consents: []Consent{consent("a", ConsentAuthorised, -5)}}, StatusAuthorised},
-		{"authorised beats a later rejection", Link{Consents: []Consent{consent("a", ConsentAuthorised, -5), consent("b", ConsentRejected, -1)}}, StatusAuthorised},
-		{"requested", Link{Consents: []Consent{consent("a", ConsentAuthorised, -5)}, ReportRequests: []ReportRequest{{RequestID: "r"}}}, StatusReportsRequested},
-		{"requested via consent", Link{Consents: []Consent{{ConsentID: "a", Status: ConsentAuthorised, RequestID: "r"}}}, StatusReportsRequested},
-		{"request but consent revoked", Link{Consents: []Consent{consent("a", ConsentRevoked, -1)}, ReportRequests: []ReportRequest{{RequestID: "r"}}}, StatusRevoked},
-		{"reports received", Link{Consents: []Consent{consent("a", ConsentRevoked, -1)}, Reports: []Report{{ProductReportID: "p"}}}, StatusReportsReceived},
+		{"authorised", Link{Consents: []Consent{consent("a", klavi.ConsentAuthorised, -5)}}, StatusAuthorised},
+		{"authorised beats a later rejection", Link{Consents: []Consent{consent("a", klavi.ConsentAuthorised, -5), consent("b", klavi.ConsentRejected, -1)}}, StatusAuthorised},
+		{"requested", Link{Consents: []Consent{consent("a", klavi.ConsentAuthorised, -5)}, ReportRequests: []ReportRequest{{RequestID: "r"}}}, StatusReportsRequested},
+		{"requested via consent", Link{Consents: []Consent{{ConsentID: "a", Status: klavi.ConsentAuthorised, RequestID: "r"}}}, StatusReportsRequested},
+		{"request but consent revoked", Link{Consents: []Consent{consent("a", klavi.ConsentRevoked, -1)}, ReportRequests: []ReportRequest{{RequestID: "r"}}}, StatusRevoked},
+		{"reports received", Link{Consents: []Consent{consent("a", klavi.ConsentRevoked, -1)}, Reports: []Report{{ProductReportID: "p"}}}, StatusReportsReceived},
 		{"purged", Link{PurgedAt: at(-1), Reports: []Report{{ProductReportID: "p"}}}, StatusDeletedByUser},
-		{"error", Link{Consents: []Consent{consent("a", ConsentError, -1)}}, StatusError},
-		{"rejected", Link{Consents: []Consent{consent("a", ConsentRejected, -1)}}, StatusRejected},
-		{"consent expired", Link{Consents: []Consent{consent("a", ConsentExpired, -1)}}, StatusExpired},
-		{"revoked", Link{Consents: []Consent{consent("a", ConsentRevoked, -1)}}, StatusRevoked},
-		{"deleted by user", Link{Consents: []Consent{consent("a", ConsentDeletedByUser, -1)}}, StatusDeletedByUser},
-		{"most recent consent wins", Link{Consents: []Consent{consent("a", ConsentRejected, -1), consent("b", ConsentError, -3)}}, StatusRejected},
-		{"most recent consent wins, any order", Link{Consents: []Consent{consent("b", ConsentError, -3), consent("a", ConsentRejected, -1)}}, StatusRejected},
-		{"same time: later state wins", Link{Consents: []Consent{consent("a", ConsentRevoked, -1), consent("b", ConsentStarted, -1)}}, StatusRevoked},
-		{"same time and rank: consent id decides", Link{Consents: []Consent{consent("b", ConsentRejected, -1), consent("a", ConsentError, -1)}}, StatusRejected},
+		{"error", Link{Consents: []Consent{consent("a", klavi.ConsentError, -1)}}, StatusError},
+		{"rejected", Link{Consents: []Consent{consent("a", klavi.ConsentRejected, -1)}}, StatusRejected},
+		{"consent expired", Link{Consents: []Consent{consent("a", klavi.ConsentExpired, -1)}}, StatusExpired},
+		{"revoked", Link{Consents: []Consent{consent("a", klavi.ConsentRevoked, -1)}}, StatusRevoked},
+		{"deleted by user", Link{Consents: []Consent{consent("a", klavi.ConsentDeletedByUser, -1)}}, StatusDeletedByUser},
+		{"most recent consent wins", Link{Consents: []Consent{consent("a", klavi.ConsentRejected, -1), consent("b", klavi.ConsentError, -3)}}, StatusRejected},
+		{"most recent consent wins, any order", Link{Consents: []Consent{consent("b", klavi.ConsentError, -3), consent("a", klavi.ConsentRejected, -1)}}, StatusRejected},
+		{"same time: later state wins", Link{Consents: []Consent{consent("a", klavi.ConsentRevoked, -1), consent("b", klavi.ConsentStarted, -1)}}, StatusRevoked},
+		{"same time and rank: consent id decides", Link{Consents: []Consent{consent("b", klavi.ConsentRejected, -1), consent("a", klavi.ConsentError, -1)}}, StatusRejected},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package linkstore
+package linkstore_test
 
 import (
 	"fmt"
@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 // change is one call of a WithConsentChanges function, as a test sees it.
 type change struct {
 	LinkID   string
-	Old, New *Consent
+	Old, New *linkstore.Consent
 }
 
 // changeLog collects consent changes; safe for concurrent use.
@@ -21,7 +25,7 @@ type changeLog struct {
 	got []change
 }
 
-func (l *changeLog) record(linkID string, old, new *Consent) {
+func (l *changeLog) record(linkID string, old, new *linkstore.Consent) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.got = append(l.got, change{LinkID: linkID, Old: old, New: new})
@@ -36,20 +40,20 @@ func (l *changeLog) changes() []change {
 func TestMemoryConsentChanges(t *testing.T) {
 	ctx := t.Context()
 	var log changeLog
-	s := NewMemory(append(testOptions(), WithConsentChanges(log.record))...)
+	s := linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(log.record))...)
 
 	mustCreate(t, s, fullLink("L"))
-	apply(t, s, consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0), Applied)
-	apply(t, s, consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0), Duplicate)
-	apply(t, s, consentEvent("e2", "L", "C", ConsentAuthorised, t0.Add(time.Minute)), Applied)
-	apply(t, s, consentEvent("e3", "L", "C", ConsentStarted, t0), Stale)
-	apply(t, s, EventChange{EventID: "e4", EventName: "link_created", LinkID: "L"}, Recorded)
+	apply(t, s, consentEvent("e1", "L", "C", klavi.ConsentAwaitingAuthorisation, t0), linkstore.Applied)
+	apply(t, s, consentEvent("e1", "L", "C", klavi.ConsentAwaitingAuthorisation, t0), linkstore.Duplicate)
+	apply(t, s, consentEvent("e2", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)), linkstore.Applied)
+	apply(t, s, consentEvent("e3", "L", "C", klavi.ConsentStarted, t0), linkstore.Stale)
+	apply(t, s, linkstore.EventChange{EventID: "e4", EventName: "link_created", LinkID: "L"}, linkstore.Recorded)
 	checkErr(t, "claim", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), nil)
-	checkErr(t, "claim again", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), ErrLeaseHeld)
-	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "R", ConsentID: "C", Trigger: TriggerStream}), nil)
-	checkErr(t, "manual request", s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "M", ConsentID: "C", Trigger: TriggerManual}), nil)
-	checkErr(t, "record report", s.RecordReport(ctx, "L", Report{ProductReportID: "P"}), nil)
-	apply(t, s, consentEvent("e5", "L", "D", ConsentRejected, t0), Applied)
+	checkErr(t, "claim again", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), linkstore.ErrLeaseHeld)
+	checkErr(t, "record request", s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{RequestID: "R", ConsentID: "C", Trigger: linkstore.TriggerStream}), nil)
+	checkErr(t, "manual request", s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{RequestID: "M", ConsentID: "C", Trigger: linkstore.TriggerManual}), nil)
+	checkErr(t, "record report", s.RecordReport(ctx, "L", linkstore.Report{ProductReportID: "P"}), nil)
+	apply(t, s, consentEvent("e5", "L", "D", klavi.ConsentRejected, t0), linkstore.Applied)
 	if _, err := s.Purge(ctx, "L", t0.Add(time.Hour)); err != nil {
 		t.Fatalf("purge: %v", err)
 	}
@@ -57,15 +61,15 @@ func TestMemoryConsentChanges(t *testing.T) {
 		t.Fatalf("purge again: %v", err)
 	}
 
-	awaiting := Consent{ConsentID: "C", InstitutionCode: "260", Status: ConsentAwaitingAuthorisation,
+	awaiting := linkstore.Consent{ConsentID: "C", InstitutionCode: "260", Status: klavi.ConsentAwaitingAuthorisation,
 		EventTime: ms(t0), UpdatedAt: ms(t0.Add(time.Second))}
 	authorised := awaiting
-	authorised.Status, authorised.EventTime, authorised.UpdatedAt = ConsentAuthorised, ms(t0.Add(time.Minute)), ms(t0.Add(time.Minute+time.Second))
+	authorised.Status, authorised.EventTime, authorised.UpdatedAt = klavi.ConsentAuthorised, ms(t0.Add(time.Minute)), ms(t0.Add(time.Minute+time.Second))
 	claimed := authorised
 	claimed.LeaseUntil = ms(t0.Add(time.Minute))
 	requested := authorised
 	requested.RequestID = "R"
-	rejected := Consent{ConsentID: "D", InstitutionCode: "260", Status: ConsentRejected,
+	rejected := linkstore.Consent{ConsentID: "D", InstitutionCode: "260", Status: klavi.ConsentRejected,
 		EventTime: ms(t0), UpdatedAt: ms(t0.Add(time.Second))}
 	want := []change{
 		{"L", nil, &awaiting},
@@ -87,10 +91,10 @@ func TestMemoryConsentChanges(t *testing.T) {
 func TestMemoryConsentChangesReentrant(t *testing.T) {
 	ctx := t.Context()
 	var log changeLog
-	var s *MemoryStore
-	s = NewMemory(append(testOptions(), WithConsentChanges(func(linkID string, old, new *Consent) {
+	var s *linkstoretest.MemoryStore
+	s = linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(func(linkID string, old, new *linkstore.Consent) {
 		log.record(linkID, old, new)
-		if new != nil && new.Status == ConsentAuthorised && (old == nil || old.Status != ConsentAuthorised) {
+		if new != nil && new.Status == klavi.ConsentAuthorised && (old == nil || old.Status != klavi.ConsentAuthorised) {
 			if err := s.ClaimAutoRequest(ctx, linkID, new.ConsentID, time.Minute, t0); err != nil {
 				t.Errorf("claim from the change function: %v", err)
 			}
@@ -102,7 +106,7 @@ func TestMemoryConsentChangesReentrant(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d changes, want 2 (authorisation, then claim): %+v", len(got), got)
 	}
-	if got[0].Old != nil || got[0].New.Status != ConsentAuthorised {
+	if got[0].Old != nil || got[0].New.Status != klavi.ConsentAuthorised {
 		t.Errorf("first change = %+v, want the authorisation", got[0])
 	}
 	if got[1].New == nil || got[1].New.LeaseUntil.IsZero() {
@@ -115,14 +119,14 @@ func TestMemoryConsentChangesReentrant(t *testing.T) {
 // state the previous one ended in.
 func TestMemoryConsentChangesInOrder(t *testing.T) {
 	var log changeLog
-	s := NewMemory(append(testOptions(), WithConsentChanges(log.record))...)
+	s := linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(log.record))...)
 	mustCreate(t, s, fullLink("L"))
 
 	const writers = 16
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
-			e := consentEvent(fmt.Sprintf("e%d", i), "L", "C", ConsentAwaitingAuthorisation, t0.Add(time.Duration(i)*time.Second))
+			e := consentEvent(fmt.Sprintf("e%d", i), "L", "C", klavi.ConsentAwaitingAuthorisation, t0.Add(time.Duration(i)*time.Second))
 			if _, err := s.ApplyEvent(t.Context(), e); err != nil {
 				t.Errorf("apply event %d: %v", i, err)
 			}
@@ -155,7 +159,7 @@ func TestMemoryConsentChangesWhileFeeding(t *testing.T) {
 	var log changeLog
 	entered, release := make(chan struct{}), make(chan struct{})
 	first := true
-	s := NewMemory(append(testOptions(), WithConsentChanges(func(linkID string, old, new *Consent) {
+	s := linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(func(linkID string, old, new *linkstore.Consent) {
 		if first { // only the feeding goroutine calls fn, so no race here
 			first = false
 			close(entered)
@@ -168,12 +172,12 @@ func TestMemoryConsentChangesWhileFeeding(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := s.ApplyEvent(t.Context(), consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0)); err != nil {
+		if _, err := s.ApplyEvent(t.Context(), consentEvent("e1", "L", "C", klavi.ConsentAwaitingAuthorisation, t0)); err != nil {
 			t.Errorf("apply e1: %v", err)
 		}
 	}()
 	<-entered
-	apply(t, s, consentEvent("e2", "L", "C", ConsentAuthorised, t0.Add(time.Minute)), Applied)
+	apply(t, s, consentEvent("e2", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)), linkstore.Applied)
 	if got := log.changes(); len(got) != 0 {
 		t.Errorf("changes handed over while the first is still handled: %+v", got)
 	}
@@ -184,7 +188,7 @@ func TestMemoryConsentChangesWhileFeeding(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("got %d changes, want 2: %+v", len(got), got)
 	}
-	if got[0].New.Status != ConsentAwaitingAuthorisation || got[1].New.Status != ConsentAuthorised {
+	if got[0].New.Status != klavi.ConsentAwaitingAuthorisation || got[1].New.Status != klavi.ConsentAuthorised {
 		t.Errorf("changes = %s then %s, want AWAITING_AUTHORISATION then AUTHORISED", got[0].New.Status, got[1].New.Status)
 	}
 }
@@ -194,7 +198,7 @@ func TestMemoryConsentChangesWhileFeeding(t *testing.T) {
 func TestMemoryConsentChangesAfterPanic(t *testing.T) {
 	var log changeLog
 	first := true
-	s := NewMemory(append(testOptions(), WithConsentChanges(func(linkID string, old, new *Consent) {
+	s := linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(func(linkID string, old, new *linkstore.Consent) {
 		if first {
 			first = false
 			panic("boom")
@@ -208,11 +212,11 @@ func TestMemoryConsentChangesAfterPanic(t *testing.T) {
 				t.Errorf("recovered %v, want the function's panic", r)
 			}
 		}()
-		_, _ = s.ApplyEvent(t.Context(), consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0))
+		_, _ = s.ApplyEvent(t.Context(), consentEvent("e1", "L", "C", klavi.ConsentAwaitingAuthorisation, t0))
 	}()
-	apply(t, s, consentEvent("e2", "L", "C", ConsentAuthorised, t0.Add(time.Minute)), Applied)
+	apply(t, s, consentEvent("e2", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)), linkstore.Applied)
 	got := log.changes()
-	if len(got) != 1 || got[0].New.Status != ConsentAuthorised {
+	if len(got) != 1 || got[0].New.Status != klavi.ConsentAuthorised {
 		t.Errorf("changes after the panic = %+v, want the authorisation", got)
 	}
 }

@@ -6,9 +6,8 @@ import "time"
 type Option func(*options)
 
 type options struct {
-	reportGrace    time.Duration
-	now            func() time.Time
-	consentChanges func(linkID string, old, new *Consent)
+	reportGrace time.Duration
+	now         func() time.Time
 }
 
 // DefaultReportGrace is how long after a consent is authorised the link is

@@ -47,8 +47,9 @@ func streamString(img map[string]events.DynamoDBAttributeValue, name string) str
 // number and event id. With both old and new nil the record has no images
 // and no event name; stream consumers ignore it.
 //
-// Local runs feed MemoryStore's consent changes (WithConsentChanges) through
-// it to the same stream handler a deployed table triggers.
+// Local runs feed linkstoretest.MemoryStore's consent changes
+// (linkstoretest.WithConsentChanges) through it to the same stream handler
+// a deployed table triggers.
 func StreamRecord(linkID string, old, new *Consent, seq string) events.DynamoDBEventRecord {
 	rec := events.DynamoDBEventRecord{
 		EventID:      seq,
@@ -92,9 +93,9 @@ func encodeConsent(linkID string, c Consent) item {
 	it[attrType] = str(ItemTypeConsent)
 	it[attrLinkID] = str(linkID)
 	it[attrConsentID] = str(c.ConsentID)
-	it[attrStatus] = str(c.Status)
+	it[attrStatus] = str(string(c.Status))
 	it[attrEventTime] = timeValue(c.EventTime)
-	it[attrEventRank] = num(int64(statusRank(c.Status)))
+	it[attrEventRank] = num(int64(c.Status.Rank()))
 	it[attrUpdatedAt] = timeValue(c.UpdatedAt)
 	putIf(it, attrInstitutionCode, c.InstitutionCode)
 	putIf(it, attrRequestID, c.RequestID)

@@ -1,4 +1,4 @@
-package linkstore
+package linkstore_test
 
 import (
 	"fmt"
@@ -9,6 +9,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 func TestConsentFromStreamImage(t *testing.T) {
@@ -41,8 +45,8 @@ func TestConsentFromStreamImage(t *testing.T) {
 		img[name] = v
 		return img
 	}
-	wantConsent := Consent{
-		ConsentID: "c-1", InstitutionCode: "260", Status: ConsentAuthorised,
+	wantConsent := linkstore.Consent{
+		ConsentID: "c-1", InstitutionCode: "260", Status: klavi.ConsentAuthorised,
 		EventTime:  time.Date(2026, 3, 2, 13, 0, 0, 123e6, time.UTC),
 		UpdatedAt:  time.Date(2026, 3, 2, 13, 0, 1, 0, time.UTC),
 		RequestID:  "r-1",
@@ -65,10 +69,10 @@ func TestConsentFromStreamImage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := IsConsentItem(tc.img); got != tc.isConsent {
+			if got := linkstore.IsConsentItem(tc.img); got != tc.isConsent {
 				t.Errorf("IsConsentItem = %v, want %v", got, tc.isConsent)
 			}
-			linkID, c, ok := ConsentFromStreamImage(tc.img)
+			linkID, c, ok := linkstore.ConsentFromStreamImage(tc.img)
 			if linkID != tc.wantLink || ok != tc.wantOK {
 				t.Fatalf("ConsentFromStreamImage = %q, ok %v; want %q, ok %v", linkID, ok, tc.wantLink, tc.wantOK)
 			}
@@ -83,19 +87,19 @@ func TestConsentFromStreamImage(t *testing.T) {
 }
 
 func TestStreamRecordRoundTrip(t *testing.T) {
-	full := Consent{
-		ConsentID: "c-1", InstitutionCode: "260", Status: ConsentAuthorised,
+	full := linkstore.Consent{
+		ConsentID: "c-1", InstitutionCode: "260", Status: klavi.ConsentAuthorised,
 		EventTime:  time.Date(2026, 3, 2, 13, 0, 0, 123e6, time.UTC),
 		UpdatedAt:  time.Date(2026, 3, 2, 13, 0, 1, 0, time.UTC),
 		RequestID:  "r-1",
 		LeaseUntil: time.Date(2026, 3, 2, 13, 1, 0, 0, time.UTC),
 	}
-	bare := Consent{ConsentID: "c-2", Status: ConsentStarted}
-	earlier := Consent{ConsentID: "c-1", InstitutionCode: "260", Status: ConsentAwaitingAuthorisation,
+	bare := linkstore.Consent{ConsentID: "c-2", Status: klavi.ConsentStarted}
+	earlier := linkstore.Consent{ConsentID: "c-1", InstitutionCode: "260", Status: klavi.ConsentAwaitingAuthorisation,
 		EventTime: full.EventTime.Add(-time.Minute), UpdatedAt: full.UpdatedAt.Add(-time.Minute)}
 	tests := []struct {
 		name          string
-		old, new      *Consent
+		old, new      *linkstore.Consent
 		wantEventName string
 		wantKeySK     string
 	}{
@@ -106,7 +110,7 @@ func TestStreamRecordRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := StreamRecord("l-1", tc.old, tc.new, "000042")
+			rec := linkstore.StreamRecord("l-1", tc.old, tc.new, "000042")
 			if rec.EventName != tc.wantEventName {
 				t.Errorf("EventName = %q, want %q", rec.EventName, tc.wantEventName)
 			}
@@ -125,9 +129,9 @@ func TestStreamRecordRoundTrip(t *testing.T) {
 			for _, side := range []struct {
 				name string
 				img  map[string]events.DynamoDBAttributeValue
-				want *Consent
+				want *linkstore.Consent
 			}{{"new", rec.Change.NewImage, tc.new}, {"old", rec.Change.OldImage, tc.old}} {
-				linkID, c, ok := ConsentFromStreamImage(side.img)
+				linkID, c, ok := linkstore.ConsentFromStreamImage(side.img)
 				if side.want == nil {
 					if ok || len(side.img) != 0 {
 						t.Errorf("%s image = %v, want none", side.name, side.img)
@@ -146,22 +150,22 @@ func TestStreamRecordRoundTrip(t *testing.T) {
 }
 
 func TestStreamRecordNothingWritten(t *testing.T) {
-	rec := StreamRecord("l-1", nil, nil, "7")
+	rec := linkstore.StreamRecord("l-1", nil, nil, "7")
 	if rec.EventName != "" || rec.Change.NewImage != nil || rec.Change.OldImage != nil || rec.Change.Keys != nil {
 		t.Errorf("StreamRecord(nil, nil) = %+v, want a record without event name, keys or images", rec)
 	}
 }
 
-// TestStreamRecordMatchesDynamoItems makes the same writes to a MemoryStore
+// TestStreamRecordMatchesDynamoItems makes the same writes to a linkstoretest.MemoryStore
 // that reports its consent changes and to a DynamoStore, and checks that
 // every change, encoded by StreamRecord, carries exactly the consent item
 // DynamoDB holds after that write.
 func TestStreamRecordMatchesDynamoItems(t *testing.T) {
 	client, table := newTable(t)
-	dyn := NewDynamo(client, table, testOptions()...)
+	dyn := linkstore.NewDynamo(client, table, testOptions()...)
 	var changes []events.DynamoDBEventRecord
-	mem := NewMemory(append(testOptions(), WithConsentChanges(func(linkID string, old, new *Consent) {
-		changes = append(changes, StreamRecord(linkID, old, new, fmt.Sprint(len(changes)+1)))
+	mem := linkstoretest.NewMemory(append(memoryOptions(), linkstoretest.WithConsentChanges(func(linkID string, old, new *linkstore.Consent) {
+		changes = append(changes, linkstore.StreamRecord(linkID, old, new, fmt.Sprint(len(changes)+1)))
 	}))...)
 
 	ctx := t.Context()
@@ -171,16 +175,16 @@ func TestStreamRecordMatchesDynamoItems(t *testing.T) {
 	}{
 		{"create", func(s Store) error { return s.CreateLink(ctx, fullLink("L")) }},
 		{"awaiting", func(s Store) error {
-			_, err := s.ApplyEvent(ctx, consentEvent("e1", "L", "C", ConsentAwaitingAuthorisation, t0))
+			_, err := s.ApplyEvent(ctx, consentEvent("e1", "L", "C", klavi.ConsentAwaitingAuthorisation, t0))
 			return err
 		}},
 		{"authorised", func(s Store) error {
-			_, err := s.ApplyEvent(ctx, consentEvent("e2", "L", "C", ConsentAuthorised, t0.Add(time.Minute)))
+			_, err := s.ApplyEvent(ctx, consentEvent("e2", "L", "C", klavi.ConsentAuthorised, t0.Add(time.Minute)))
 			return err
 		}},
 		{"claim", func(s Store) error { return s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0.Add(2*time.Minute)) }},
 		{"request", func(s Store) error {
-			return s.RecordReportRequest(ctx, "L", ReportRequest{RequestID: "R", ConsentID: "C", Trigger: TriggerStream})
+			return s.RecordReportRequest(ctx, "L", linkstore.ReportRequest{RequestID: "R", ConsentID: "C", Trigger: linkstore.TriggerStream})
 		}},
 	}
 	for _, st := range steps {
@@ -200,7 +204,7 @@ func TestStreamRecordMatchesDynamoItems(t *testing.T) {
 		if len(changes) != before+1 {
 			t.Fatalf("%s: %d consent changes, want 1", st.name, len(changes)-before)
 		}
-		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: consentKey("L", "C"), ConsistentRead: aws.Bool(true)})
+		out, err := client.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: consentItemKey("L", "C"), ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			t.Fatalf("%s: get consent item: %v", st.name, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 )
 
@@ -86,7 +87,7 @@ func (f *fakeKlavi) Calls() []klavi.ConsentFilter {
 }
 
 // klaviConsent is a consent as Klavi lists it for a CPF.
-func klaviConsent(linkID, consentID, status string, updatedAt time.Time) klavi.Consent {
+func klaviConsent(linkID, consentID string, status klavi.ConsentStatus, updatedAt time.Time) klavi.Consent {
 	return klavi.Consent{
 		ConsentID:       consentID,
 		LinkID:          linkID,
@@ -106,7 +107,7 @@ type requestCall struct {
 // the memory store: one claim per consent, then a recorded request. errFor
 // makes the call for a consent fail instead.
 type fakeRequester struct {
-	store *linkstore.MemoryStore
+	store *linkstoretest.MemoryStore
 	now   func() time.Time
 
 	mu     sync.Mutex
@@ -146,7 +147,7 @@ func (f *fakeRequester) Calls() []requestCall {
 
 // faultyStore fails the calls whose error is set.
 type faultyStore struct {
-	*linkstore.MemoryStore
+	*linkstoretest.MemoryStore
 	listErr, getErr, clearErr error
 	// beforeClear runs at the start of ClearAttention, to write what a
 	// concurrent caller would meanwhile.
@@ -199,7 +200,7 @@ func (b *syncBuffer) String() string {
 // sweep, all on one clock.
 type env struct {
 	now     time.Time
-	mem     *linkstore.MemoryStore
+	mem     *linkstoretest.MemoryStore
 	store   *faultyStore
 	klavi   *fakeKlavi
 	req     *fakeRequester
@@ -211,7 +212,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{now: t0, klavi: &fakeKlavi{}, metrics: metrics.NewCapture("reconcile"), logs: &syncBuffer{}}
-	e.mem = linkstore.NewMemory(linkstore.WithClock(e.clock))
+	e.mem = linkstoretest.NewMemory(linkstoretest.WithClock(e.clock))
 	e.store = &faultyStore{MemoryStore: e.mem}
 	e.req = &fakeRequester{store: e.mem, now: e.clock}
 	e.cfg = Config{
@@ -262,7 +263,7 @@ func (e *env) event(t *testing.T, linkID, consentID, status string, at time.Time
 	_, err := e.mem.ApplyEvent(t.Context(), linkstore.EventChange{
 		EventID: "evt-" + consentID + "-" + status, EventName: "consent_" + strings.ToLower(status),
 		EventTime: at, ReceivedAt: at, LinkID: linkID, ConsentID: consentID,
-		InstitutionCode: "001", ConsentStatus: status,
+		InstitutionCode: "001", ConsentStatus: klavi.ConsentStatus(status),
 	})
 	if err != nil {
 		t.Fatalf("apply event: %v", err)
@@ -329,7 +330,7 @@ func (e *env) consents(t *testing.T, id string) map[string]consentView {
 	t.Helper()
 	out := map[string]consentView{}
 	for _, c := range e.link(t, id).Consents {
-		out[c.ConsentID] = consentView{c.Status, c.RequestID}
+		out[c.ConsentID] = consentView{string(c.Status), c.RequestID}
 	}
 	return out
 }

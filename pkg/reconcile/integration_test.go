@@ -17,6 +17,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
@@ -86,7 +87,7 @@ func TestDroppedAuthorisationRecovered(t *testing.T) {
 	ctx := t.Context()
 	db := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(ctx, db, table); err != nil {
+	if err := linkstoretest.CreateTable(ctx, db, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	clock := &testClock{t: time.Now().UTC().Truncate(time.Millisecond)}
@@ -161,7 +162,7 @@ func TestDroppedAuthorisationRecovered(t *testing.T) {
 		t.Fatalf("get link: %v", err)
 	}
 	if len(l.Consents) != 1 || l.Consents[0].ConsentID != consent.ID ||
-		l.Consents[0].Status != linkstore.ConsentAuthorised || l.Consents[0].RequestID == "" {
+		l.Consents[0].Status != klavi.ConsentAuthorised || l.Consents[0].RequestID == "" {
 		t.Fatalf("stored consents = %+v, want %s AUTHORISED with a request", l.Consents, consent.ID)
 	}
 	if got := l.Status(clock.Now()); got != linkstore.StatusReportsRequested {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
@@ -82,7 +81,7 @@ func (w *sweep) lacksRequest(l *linkstore.Link) bool {
 		return false
 	}
 	for _, c := range l.Consents {
-		if c.Status == linkstore.ConsentAuthorised && c.RequestID == "" {
+		if c.Status == klavi.ConsentAuthorised && c.RequestID == "" {
 			return true
 		}
 	}
@@ -94,7 +93,7 @@ func (w *sweep) lacksRequest(l *linkstore.Link) bool {
 func (w *sweep) readyAt(l *linkstore.Link) time.Time {
 	var last time.Time
 	for _, c := range l.Consents {
-		if c.Status == linkstore.ConsentAuthorised && c.UpdatedAt.After(last) {
+		if c.Status == klavi.ConsentAuthorised && c.UpdatedAt.After(last) {
 			last = c.UpdatedAt
 		}
 	}
@@ -128,13 +127,13 @@ func consentFilter(l *linkstore.Link) (klavi.ConsentFilter, bool) {
 // apply writes Klavi's state of each of the link's consents that the store
 // holds differently, and reports whether any consent changed.
 func (w *sweep) apply(ctx context.Context, l *linkstore.Link, consents []klavi.Consent) (bool, error) {
-	stored := make(map[string]string, len(l.Consents))
+	stored := make(map[string]klavi.ConsentStatus, len(l.Consents))
 	for _, c := range l.Consents {
 		stored[c.ConsentID] = c.Status
 	}
 	changed := false
 	for _, kc := range consents {
-		status := strings.ToUpper(strings.TrimSpace(kc.Status))
+		status := klavi.ParseConsentStatus(string(kc.Status))
 		// Klavi lists by tax id; a consent of another link of the same
 		// person, or one that names no link, is not this link's.
 		if kc.LinkID != l.LinkID || kc.ConsentID == "" || status == "" {
@@ -145,7 +144,7 @@ func (w *sweep) apply(ctx context.Context, l *linkstore.Link, consents []klavi.C
 			continue
 		}
 		out, err := w.store.ApplyEvent(ctx, linkstore.EventChange{
-			EventID:         syntheticEventID(kc.ConsentID, status, kc.UpdatedAt),
+			EventID:         syntheticEventID(kc.ConsentID, string(status), kc.UpdatedAt),
 			EventName:       EventName,
 			EventTime:       kc.UpdatedAt,
 			ReceivedAt:      w.now,
@@ -201,7 +200,7 @@ func (w *sweep) settle(ctx context.Context, att linkstore.Attention, l *linkstor
 		failure                                         error
 	)
 	for _, c := range l.Consents {
-		if c.Status != linkstore.ConsentAuthorised {
+		if c.Status != klavi.ConsentAuthorised {
 			pending = pending || isPending(c.Status)
 			continue
 		}
@@ -282,9 +281,9 @@ func (w *sweep) request(ctx context.Context, linkID, consentID string) (requestR
 
 // isPending reports whether a consent in status may still become
 // authorised.
-func isPending(status string) bool {
+func isPending(status klavi.ConsentStatus) bool {
 	switch status {
-	case linkstore.ConsentStarted, linkstore.ConsentAwaitingAuthorisation, linkstore.ConsentAwaitingLGPDAuthorisation:
+	case klavi.ConsentStarted, klavi.ConsentAwaitingAuthorisation, klavi.ConsentAwaitingLGPDAuthorisation:
 		return true
 	}
 	return false

@@ -34,7 +34,7 @@ var (
 // and whose stream request went out a minute later; no report came.
 func authorisedAndRequested(t *testing.T, e *env) {
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
+	e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
 	e.requested(t, "l1", "c1", "req-stream", t0.Add(time.Minute))
 }
 
@@ -64,7 +64,7 @@ func TestRun(t *testing.T) {
 			klaviCalls: 1,
 			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
-			consents:   map[string]consentView{"c1": {linkstore.ConsentAuthorised, "req-1"}},
+			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-1"}},
 			linkStatus: linkstore.StatusReportsRequested,
 		},
 		{
@@ -72,8 +72,8 @@ func TestRun(t *testing.T) {
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
 				e.klavi.set(
-					klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0),
-					klaviConsent("l1", "c2", linkstore.ConsentAuthorised, t0.Add(2*time.Minute)),
+					klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0),
+					klaviConsent("l1", "c2", klavi.ConsentAuthorised, t0.Add(2*time.Minute)),
 				)
 			},
 			at:         20 * time.Minute,
@@ -82,29 +82,29 @@ func TestRun(t *testing.T) {
 			requests:   []requestCall{{"l1", "c2", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {linkstore.ConsentAuthorised, "req-stream"},
-				"c2": {linkstore.ConsentAuthorised, "req-1"},
+				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
+				"c2": {string(klavi.ConsentAuthorised), "req-1"},
 			},
 		},
 		{
 			name: "authorised but the stream never requested",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 			},
 			at:         16 * time.Minute,
 			actions:    map[Action]int{ActionReportRequested: 1},
 			klaviCalls: 1,
 			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
-			consents:   map[string]consentView{"c1": {linkstore.ConsentAuthorised, "req-1"}},
+			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-1"}},
 		},
 		{
 			name: "business link asks Klavi by CNPJ",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDBusiness, cnpj)
-				c := klaviConsent("l1", "c1", linkstore.ConsentRejected, t0.Add(time.Minute))
+				c := klaviConsent("l1", "c1", klavi.ConsentRejected, t0.Add(time.Minute))
 				c.PersonalTaxID, c.BusinessTaxID = "", cnpj
 				e.klavi.set(c)
 			},
@@ -112,7 +112,7 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {Status: linkstore.ConsentRejected}},
+			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentRejected)}},
 			linkStatus: linkstore.StatusRejected,
 		},
 		{
@@ -132,7 +132,7 @@ func TestRun(t *testing.T) {
 				authorisedAndRequested(t, e)
 				e.report(t, "l1", "req-stream", t0.Add(3*time.Minute))
 				// A later authorisation whose stream request never happened.
-				e.event(t, "l1", "c2", linkstore.ConsentAuthorised, t0.Add(4*time.Minute))
+				e.event(t, "l1", "c2", string(klavi.ConsentAuthorised), t0.Add(4*time.Minute))
 			},
 			at:         30 * time.Minute,
 			actions:    map[Action]int{ActionReportRequested: 1},
@@ -140,8 +140,8 @@ func TestRun(t *testing.T) {
 			requests:   []requestCall{{"l1", "c2", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {linkstore.ConsentAuthorised, "req-stream"},
-				"c2": {linkstore.ConsentAuthorised, "req-1"},
+				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
+				"c2": {string(klavi.ConsentAuthorised), "req-1"},
 			},
 			linkStatus: linkstore.StatusReportsReceived,
 		},
@@ -150,7 +150,7 @@ func TestRun(t *testing.T) {
 			setup: func(t *testing.T, e *env) {
 				e.cfg.AutoRequest = false
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
 				e.report(t, "l1", "pushed", t0.Add(3*time.Minute))
 			},
 			at:        30 * time.Minute,
@@ -198,8 +198,8 @@ func TestRun(t *testing.T) {
 			name: "consents of the person's other links are not applied",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.klavi.set(klaviConsent("l9", "c9", linkstore.ConsentAuthorised, t0),
-					klaviConsent("", "c8", linkstore.ConsentAuthorised, t0))
+				e.klavi.set(klaviConsent("l9", "c9", klavi.ConsentAuthorised, t0),
+					klaviConsent("", "c8", klavi.ConsentAuthorised, t0))
 			},
 			at:         31 * time.Minute,
 			actions:    map[Action]int{ActionAttentionCleared: 1},
@@ -212,20 +212,20 @@ func TestRun(t *testing.T) {
 			name: "consent still on its way at Klavi: kept",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAwaitingAuthorisation, t0.Add(29*time.Minute)))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAwaitingAuthorisation, t0.Add(29*time.Minute)))
 			},
 			at:         31 * time.Minute,
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionConsentPending: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": consentKind},
-			consents:   map[string]consentView{"c1": {Status: linkstore.ConsentAwaitingAuthorisation}},
+			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentAwaitingAuthorisation)}},
 		},
 		{
 			name: "consent on its way for longer than GiveUpAfter: given up",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentStarted, t0.Add(time.Minute))
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentStarted, t0.Add(time.Minute)))
+				e.event(t, "l1", "c1", string(klavi.ConsentStarted), t0.Add(time.Minute))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentStarted, t0.Add(time.Minute)))
 			},
 			at:         8 * 24 * time.Hour,
 			actions:    map[Action]int{ActionConsentPending: 1, ActionGaveUp: 1, ActionAttentionCleared: 1},
@@ -246,32 +246,32 @@ func TestRun(t *testing.T) {
 			name: "consent revoked at Klavi: fixed, no request, cleared",
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentRevoked, t0.Add(10*time.Minute)))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentRevoked, t0.Add(10*time.Minute)))
 			},
 			at:         20 * time.Minute,
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {linkstore.ConsentRevoked, "req-stream"}},
+			consents:   map[string]consentView{"c1": {string(klavi.ConsentRevoked), "req-stream"}},
 			linkStatus: linkstore.StatusRevoked,
 		},
 		{
 			name: "reports missing after the request: no second request, cleared",
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 			},
 			at:         20 * time.Minute,
 			actions:    map[Action]int{ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {linkstore.ConsentAuthorised, "req-stream"}},
+			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-stream"}},
 		},
 		{
 			name: "request younger than ReconcileAfter: deferred without asking Klavi",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
 				e.requested(t, "l1", "c1", "req-stream", t0.Add(10*time.Minute))
 			},
 			at:        16 * time.Minute,
@@ -282,20 +282,20 @@ func TestRun(t *testing.T) {
 			name: "Klavi told an older state than the store holds: store kept",
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAwaitingAuthorisation, t0.Add(-time.Minute)))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAwaitingAuthorisation, t0.Add(-time.Minute)))
 			},
 			at:         20 * time.Minute,
 			actions:    map[Action]int{ActionConsentStale: 1, ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {linkstore.ConsentAuthorised, "req-stream"}},
+			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-stream"}},
 		},
 		{
 			name: "request refused for good: cleared for an operator",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errPermanent}
 			},
 			at:         16 * time.Minute,
@@ -308,7 +308,7 @@ func TestRun(t *testing.T) {
 			name: "request refused after the sweep recovered the authorisation: kept for the look the authorisation asks for",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errPermanent}
 			},
 			at:         31 * time.Minute,
@@ -321,10 +321,10 @@ func TestRun(t *testing.T) {
 			name: "consent authorised while the sweep settles the link: its entry survives",
 			setup: func(t *testing.T, e *env) {
 				authorisedAndRequested(t, e)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.store.beforeClear = func() {
 					e.store.beforeClear = nil
-					e.event(t, "l1", "c2", linkstore.ConsentAuthorised, e.now)
+					e.event(t, "l1", "c2", string(klavi.ConsentAuthorised), e.now)
 				}
 			},
 			at:         20 * time.Minute,
@@ -332,16 +332,16 @@ func TestRun(t *testing.T) {
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {linkstore.ConsentAuthorised, "req-stream"},
-				"c2": {Status: linkstore.ConsentAuthorised},
+				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
+				"c2": {Status: string(klavi.ConsentAuthorised)},
 			},
 		},
 		{
 			name: "request failed for now: kept and the run fails",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errTemporary}
 			},
 			at:         16 * time.Minute,
@@ -355,8 +355,8 @@ func TestRun(t *testing.T) {
 			name: "request in progress elsewhere: kept",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errInFlight}
 			},
 			at:         16 * time.Minute,
@@ -391,7 +391,7 @@ func TestRun(t *testing.T) {
 			name: "clearing fails: counted, kept, never given up on in a loop",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentStarted, t0.Add(time.Minute)))
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentStarted, t0.Add(time.Minute)))
 				e.store.clearErr = errors.New("dynamodb: throttled")
 			},
 			at:         8 * 24 * time.Hour,
@@ -405,14 +405,14 @@ func TestRun(t *testing.T) {
 			setup: func(t *testing.T, e *env) {
 				e.cfg.AutoRequest = false
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-				e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 			},
 			at:         16 * time.Minute,
 			actions:    map[Action]int{ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {Status: linkstore.ConsentAuthorised}},
+			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentAuthorised)}},
 		},
 		{
 			name: "nothing due yet",
@@ -480,12 +480,12 @@ func TestRun(t *testing.T) {
 func TestRunReportOfOneConsentKeepsOthersReconciled(t *testing.T) {
 	e := newEnv(t)
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "a", linkstore.ConsentAuthorised, t0)
-	e.event(t, "l1", "b", linkstore.ConsentAuthorised, t0)
+	e.event(t, "l1", "a", string(klavi.ConsentAuthorised), t0)
+	e.event(t, "l1", "b", string(klavi.ConsentAuthorised), t0)
 	e.requested(t, "l1", "a", "req-a", t0.Add(time.Minute))
 	// b's stream request failed: it has none and is left to the sweep.
 	e.report(t, "l1", "req-a", t0.Add(3*time.Minute))
-	e.klavi.set(klaviConsent("l1", "a", linkstore.ConsentAuthorised, t0), klaviConsent("l1", "b", linkstore.ConsentAuthorised, t0))
+	e.klavi.set(klaviConsent("l1", "a", klavi.ConsentAuthorised, t0), klaviConsent("l1", "b", klavi.ConsentAuthorised, t0))
 
 	e.now = t0.Add(20 * time.Minute)
 	first, err := e.run(t)
@@ -544,7 +544,7 @@ func TestRunAsksKlaviByTaxIDAndLink(t *testing.T) {
 func TestRunTwiceRequestsOnce(t *testing.T) {
 	e := newEnv(t)
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0.Add(5*time.Minute)))
+	e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0.Add(5*time.Minute)))
 	e.now = t0.Add(31 * time.Minute)
 
 	first, err := e.run(t)
@@ -589,8 +589,8 @@ func TestRunLimit(t *testing.T) {
 	e := newEnv(t)
 	// l1 awaits reports (due t0+15m); l2, l3 await consent (due t0+30m).
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "c1", linkstore.ConsentAuthorised, t0)
-	e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0))
+	e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+	e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 	e.createLink(t, "l2", linkstore.TaxIDPersonal, cpfA)
 	e.createLink(t, "l3", linkstore.TaxIDPersonal, cpfA)
 	e.cfg.Limit = 2
@@ -679,7 +679,7 @@ func TestRunStopsAtDeadline(t *testing.T) {
 func TestRunLogsEveryAction(t *testing.T) {
 	e := newEnv(t)
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0.Add(5*time.Minute)))
+	e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0.Add(5*time.Minute)))
 	e.now = t0.Add(31 * time.Minute)
 	if _, err := e.run(t); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -745,7 +745,7 @@ func TestHandleScheduleFixture(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-			e.klavi.set(klaviConsent("l1", "c1", linkstore.ConsentAuthorised, t0.Add(5*time.Minute)))
+			e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0.Add(5*time.Minute)))
 			if tc.klavi != nil {
 				e.klavi.failFor(cpfA, tc.klavi)
 			}

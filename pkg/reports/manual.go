@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"slices"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -53,7 +54,7 @@ func (h *Service) RequestForLink(ctx context.Context, link *linkstore.Link, prod
 	}
 	var consents []linkstore.Consent
 	for _, c := range link.Consents {
-		if isStatus(c.Status, linkstore.ConsentAuthorised) {
+		if isStatus(c.Status, klavi.ConsentAuthorised) {
 			consents = append(consents, c)
 		}
 	}

@@ -95,7 +95,7 @@ func (h *Service) RequestForConsent(ctx context.Context, linkID, consentID, trig
 		return "", nil
 	}
 	consent := link.Consents[i]
-	if !isStatus(consent.Status, linkstore.ConsentAuthorised) {
+	if !isStatus(consent.Status, klavi.ConsentAuthorised) {
 		h.skipped(ctx, linkID, consentID, trigger, ReasonNotAuthorised)
 		return "", nil
 	}
@@ -301,4 +301,6 @@ func (h *Service) countFailure(err error) {
 
 // isStatus compares consent statuses as Klavi's values are compared:
 // case-insensitively.
-func isStatus(got, want string) bool { return strings.EqualFold(strings.TrimSpace(got), want) }
+func isStatus(got, want klavi.ConsentStatus) bool {
+	return strings.EqualFold(strings.TrimSpace(string(got)), string(want))
+}

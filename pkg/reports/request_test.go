@@ -114,7 +114,7 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 			name: "consent revoked",
 			setup: func(t *testing.T, e *env) {
 				seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-				setConsent(t, e.store.MemoryStore, "l-1", linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentRevoked})
+				setConsent(t, e.store.MemoryStore, "l-1", linkstore.Consent{ConsentID: "c-1", Status: klavi.ConsentRevoked})
 			},
 			consentID:  "c-1",
 			wantReason: ReasonNotAuthorised,
@@ -445,7 +445,7 @@ func TestRequestForConsentFallbacks(t *testing.T) {
 	l.ReportWebhookURL = ""
 	l.InstitutionCode = "033"
 	e := newEnv(t, func(c *Config) { c.ReportWebhookURL = "https://configured.example.com/webhooks/klavi/reports" })
-	seed(t, e.store.MemoryStore, l, linkstore.Consent{ConsentID: "c-1", Status: linkstore.ConsentAuthorised})
+	seed(t, e.store.MemoryStore, l, linkstore.Consent{ConsentID: "c-1", Status: klavi.ConsentAuthorised})
 	if _, err := e.h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream); err != nil {
 		t.Fatalf("RequestForConsent: %v", err)
 	}

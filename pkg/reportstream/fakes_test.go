@@ -20,6 +20,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
@@ -110,7 +111,7 @@ func apiError(status, code int) error {
 
 // faultyStore is the memory store with errors injected per method.
 type faultyStore struct {
-	*linkstore.MemoryStore
+	*linkstoretest.MemoryStore
 	claimErr, getErr, recordErr, purgeErr error
 }
 
@@ -216,7 +217,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		metrics: metrics.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
-	e.store = &faultyStore{MemoryStore: linkstore.NewMemory(linkstore.WithClock(e.clock.Now))}
+	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = reports.New(e.klavi, e.store, e.objects, reports.Config{
 		Logger:  logger,
@@ -266,7 +267,7 @@ func personalLink(id string) linkstore.Link {
 }
 
 // seed stores l and its consents, each set by an event.
-func seed(t *testing.T, s *linkstore.MemoryStore, l linkstore.Link, consents ...linkstore.Consent) {
+func seed(t *testing.T, s *linkstoretest.MemoryStore, l linkstore.Link, consents ...linkstore.Consent) {
 	t.Helper()
 	if err := s.CreateLink(t.Context(), l); err != nil {
 		t.Fatalf("seed link: %v", err)
@@ -278,7 +279,7 @@ func seed(t *testing.T, s *linkstore.MemoryStore, l linkstore.Link, consents ...
 
 // setConsent applies a consent event moving c to its status, at
 // c.EventTime or testStart. At the same time a later lifecycle state wins.
-func setConsent(t *testing.T, s *linkstore.MemoryStore, linkID string, c linkstore.Consent) {
+func setConsent(t *testing.T, s *linkstoretest.MemoryStore, linkID string, c linkstore.Consent) {
 	t.Helper()
 	at := c.EventTime
 	if at.IsZero() {
@@ -286,7 +287,7 @@ func setConsent(t *testing.T, s *linkstore.MemoryStore, linkID string, c linksto
 	}
 	out, err := s.ApplyEvent(t.Context(), linkstore.EventChange{
 		EventID:         "ev-" + rand.Text(),
-		EventName:       "consent_" + strings.ToLower(c.Status),
+		EventName:       "consent_" + strings.ToLower(string(c.Status)),
 		EventTime:       at,
 		ReceivedAt:      at,
 		LinkID:          linkID,
@@ -300,10 +301,10 @@ func setConsent(t *testing.T, s *linkstore.MemoryStore, linkID string, c linksto
 }
 
 func authorised(id, institution string) linkstore.Consent {
-	return linkstore.Consent{ConsentID: id, InstitutionCode: institution, Status: linkstore.ConsentAuthorised}
+	return linkstore.Consent{ConsentID: id, InstitutionCode: institution, Status: klavi.ConsentAuthorised}
 }
 
-func getLink(t *testing.T, s *linkstore.MemoryStore, id string) *linkstore.Link {
+func getLink(t *testing.T, s *linkstoretest.MemoryStore, id string) *linkstore.Link {
 	t.Helper()
 	l, err := s.GetLink(t.Context(), id)
 	if err != nil {

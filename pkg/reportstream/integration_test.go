@@ -27,6 +27,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
@@ -90,7 +91,7 @@ func newWorld(t *testing.T) *world {
 
 	w.db = dynamodb.NewFromConfig(cfg)
 	w.table = awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), w.db, w.table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), w.db, w.table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	w.store = linkstore.NewDynamo(w.db, w.table)
@@ -157,7 +158,7 @@ func (w *world) consentEvent(t *testing.T, linkID, consentID, status string, at 
 		LinkID:          linkID,
 		ConsentID:       consentID,
 		InstitutionCode: "260",
-		ConsentStatus:   status,
+		ConsentStatus:   klavi.ConsentStatus(status),
 	})
 	if err != nil || out != linkstore.Applied {
 		t.Fatalf("apply %s: outcome %q, error %v", status, out, err)
@@ -243,8 +244,8 @@ func TestIntegrationStreamRequestsReports(t *testing.T) {
 				t.Fatalf("authorise at the simulator: %v", err)
 			}
 			at := time.Now().UTC().Add(-time.Minute)
-			w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAwaitingLGPDAuthorisation, at)
-			rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, at.Add(time.Second))
+			w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAwaitingLGPDAuthorisation), at)
+			rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at.Add(time.Second))
 			ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 			// The batch delivered twice, and twice at the same time.
@@ -333,7 +334,7 @@ func TestIntegrationManualRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
+	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
 	req := loadHTTP(t, "create-link-reports.json")
 	req.PathParameters["linkId"] = linkID
 	resp, err := w.api.Handle(t.Context(), req)
@@ -366,9 +367,9 @@ func TestIntegrationKlaviRefusesRevokedConsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, time.Now().UTC())
+	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
 	// Klavi already knows the consent was revoked; our event is late.
-	if _, err := w.sim.SetConsentStatus(consent.ID, klavisim.StatusRevoked); err != nil {
+	if _, err := w.sim.SetConsentStatus(consent.ID, klavi.ConsentRevoked); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := w.h.Handle(t.Context(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
@@ -396,7 +397,7 @@ func TestIntegrationPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Add(-time.Minute)
-	w.consentEvent(t, linkID, consent.ID, linkstore.ConsentAuthorised, at)
+	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at)
 	if _, err := w.svc.RequestForConsent(t.Context(), linkID, consent.ID, linkstore.TriggerStream); err != nil {
 		t.Fatalf("request reports: %v", err)
 	}
@@ -410,7 +411,7 @@ func TestIntegrationPurge(t *testing.T) {
 			t.Fatalf("put %s: %v", key, err)
 		}
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, linkstore.ConsentDeletedByUser, at.Add(time.Second))
+	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentDeletedByUser), at.Add(time.Second))
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 	for i := range 2 {

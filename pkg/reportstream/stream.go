@@ -35,8 +35,8 @@ package reportstream
 import (
 	"context"
 	"errors"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -172,15 +172,17 @@ func classify(rec events.DynamoDBEventRecord) action {
 	if !ok {
 		return action{}
 	}
-	var oldStatus string
+	var oldStatus klavi.ConsentStatus
 	if _, old, ok := linkstore.ConsentFromStreamImage(rec.Change.OldImage); ok {
 		oldStatus = old.Status
 	}
-	became := func(status string) bool { return isStatus(c.Status, status) && !isStatus(oldStatus, status) }
+	became := func(status klavi.ConsentStatus) bool {
+		return klavi.ParseConsentStatus(string(c.Status)) == status && klavi.ParseConsentStatus(string(oldStatus)) != status
+	}
 	switch {
-	case became(linkstore.ConsentAuthorised):
+	case became(klavi.ConsentAuthorised):
 		return action{kind: actRequest, linkID: linkID, consentID: c.ConsentID}
-	case became(linkstore.ConsentDeletedByUser):
+	case became(klavi.ConsentDeletedByUser):
 		return action{kind: actPurge, linkID: linkID, consentID: c.ConsentID}
 	default:
 		return action{}
@@ -215,7 +217,3 @@ func (h *Handler) apply(ctx context.Context, act action) error {
 	}
 	return nil
 }
-
-// isStatus compares consent statuses as Klavi's values are compared:
-// case-insensitively.
-func isStatus(got, want string) bool { return strings.EqualFold(strings.TrimSpace(got), want) }

@@ -16,6 +16,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
@@ -75,14 +76,14 @@ func (m *memObjects) Delete(_ context.Context, key string) error {
 type env struct {
 	h       *Handler
 	objects *memObjects
-	links   *linkstore.MemoryStore
+	links   *linkstoretest.MemoryStore
 	logs    *bytes.Buffer
 	rec     *metrics.Recorder
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{objects: &memObjects{}, links: linkstore.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("report-webhook")}
+	e := &env{objects: &memObjects{}, links: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("report-webhook")}
 	e.h = New(staticKey(testSecret), e.objects, e.links, Config{
 		Verifier: webhooksig.Verifier{Now: func() time.Time { return now }},
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, nil)),
@@ -344,7 +345,7 @@ func keys(m map[string][]byte) []string {
 
 // purgeOnCheck is a link store whose link is active at CheckLink and purged
 // by the time the report is recorded: the purge ran while S3 stored it.
-type purgeOnCheck struct{ *linkstore.MemoryStore }
+type purgeOnCheck struct{ *linkstoretest.MemoryStore }
 
 func (p purgeOnCheck) CheckLink(ctx context.Context, id string) error {
 	if err := p.MemoryStore.CheckLink(ctx, id); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -57,7 +58,7 @@ func newAWSEnv(t *testing.T) *awsEnv {
 	}
 	db := dynamodb.NewFromConfig(cfg)
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), db, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), db, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	store := linkstore.NewDynamo(db, table)

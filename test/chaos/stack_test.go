@@ -30,6 +30,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
@@ -52,7 +53,7 @@ const (
 // test needs to watch both.
 type stack struct {
 	sim        *klavisim.Simulator
-	store      *linkstore.MemoryStore
+	store      *linkstoretest.MemoryStore
 	feed       *feed
 	reconciler *reconcile.Reconciler
 	clock      *clock
@@ -108,7 +109,7 @@ func newStack(t *testing.T, seed int64) *stack {
 	}
 
 	s.feed = newFeed(log)
-	s.store = linkstore.NewMemory(linkstore.WithConsentChanges(s.feed.add), linkstore.WithClock(s.clock.Now))
+	s.store = linkstoretest.NewMemory(linkstoretest.WithConsentChanges(s.feed.add), linkstoretest.WithClock(s.clock.Now))
 	disk, err := devserver.NewDiskStore(s.reportsDir)
 	if err != nil {
 		t.Fatal(err)

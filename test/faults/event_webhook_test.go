@@ -9,6 +9,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/faultproxy"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -56,7 +57,7 @@ func (e *eventEnv) checkAuthorisedOnce(t *testing.T) *linkstore.Link {
 	if l == nil {
 		t.Fatalf("no link stored, want the fixture's link AUTHORISED")
 	}
-	if len(l.Consents) != 1 || l.Consents[0].ConsentID != fixtureConsent || l.Consents[0].Status != linkstore.ConsentAuthorised {
+	if len(l.Consents) != 1 || l.Consents[0].ConsentID != fixtureConsent || l.Consents[0].Status != klavi.ConsentAuthorised {
 		t.Fatalf("consents = %+v, want exactly the fixture's consent AUTHORISED", l.Consents)
 	}
 	if got := l.Status(now); got != linkstore.StatusAuthorised {

@@ -21,6 +21,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -97,7 +98,7 @@ func newTable(t *testing.T) (string, *linkstore.DynamoStore) {
 	t.Helper()
 	db := dynamodb.NewFromConfig(awstest.Config(t))
 	table := awstest.Name(t, "links")
-	if err := linkstore.CreateTable(t.Context(), db, table); err != nil {
+	if err := linkstoretest.CreateTable(t.Context(), db, table); err != nil {
 		t.Fatalf("create table: %v", err)
 	}
 	return table, linkstore.NewDynamo(db, table)

@@ -81,7 +81,7 @@ func newRequestEnv(t *testing.T) *requestEnv {
 	}
 	_, err = check.ApplyEvent(t.Context(), linkstore.EventChange{
 		EventID: "ev-authorised", EventName: "consent_authorised", EventTime: now, ReceivedAt: now,
-		LinkID: link.LinkID, ConsentID: consent.ID, InstitutionCode: "260", ConsentStatus: linkstore.ConsentAuthorised,
+		LinkID: link.LinkID, ConsentID: consent.ID, InstitutionCode: "260", ConsentStatus: klavi.ConsentAuthorised,
 	})
 	if err != nil {
 		t.Fatalf("store consent: %v", err)
@@ -104,7 +104,7 @@ func newRequestEnv(t *testing.T) *requestEnv {
 	record := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
 		EventID: "1", EventName: "MODIFY", EventSource: "aws:dynamodb",
 		Change: events.DynamoDBStreamRecord{
-			NewImage:       image(linkstore.ConsentAuthorised),
+			NewImage:       image(string(klavi.ConsentAuthorised)),
 			OldImage:       image("AWAITING_AUTHORISATION"),
 			SequenceNumber: "100",
 			StreamViewType: "NEW_AND_OLD_IMAGES",

@@ -21,7 +21,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/internal/lambdatest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -119,7 +119,7 @@ func deploy(t *testing.T) *deployment {
 	d.klaviURL = srv.URL
 
 	ctx := t.Context()
-	if err := linkstore.CreateTable(ctx, d.db, d.table); err != nil {
+	if err := linkstoretest.CreateTable(ctx, d.db, d.table); err != nil {
 		t.Fatalf("create links table: %v", err)
 	}
 	if _, err := d.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(d.bucket)}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
@@ -87,9 +88,9 @@ func expectedView(l *linkPlan) viewDigest {
 	if l.personal {
 		d.TaxIDType = "personal"
 	}
-	consent := linkapi.ConsentView{ConsentID: l.consentID, InstitutionCode: l.institution, Status: linkstore.ConsentRejected}
+	consent := linkapi.ConsentView{ConsentID: l.consentID, InstitutionCode: l.institution, Status: string(klavi.ConsentRejected)}
 	if l.authorised {
-		d.Status, consent.Status = linkstore.StatusReportsReceived, linkstore.ConsentAuthorised
+		d.Status, consent.Status = linkstore.StatusReportsReceived, string(klavi.ConsentAuthorised)
 	}
 	d.Consents = []linkapi.ConsentView{consent}
 	for _, r := range l.reports {

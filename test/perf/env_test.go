@@ -26,6 +26,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
 )
@@ -117,7 +118,7 @@ func newDeployment(tb testing.TB, now func() time.Time) *deployment {
 	direct := awstest.Config(tb)
 
 	d.table = awstest.Name(tb, "links")
-	if err := linkstore.CreateTable(ctx, dynamodb.NewFromConfig(direct), d.table); err != nil {
+	if err := linkstoretest.CreateTable(ctx, dynamodb.NewFromConfig(direct), d.table); err != nil {
 		tb.Fatalf("create table: %v", err)
 	}
 	d.check = linkstore.NewDynamo(dynamodb.NewFromConfig(direct), d.table)

@@ -288,7 +288,7 @@ func (r *reportRequest) prepare(ctx context.Context, tb testing.TB) {
 	now := r.d.now()
 	_, err = r.d.check.ApplyEvent(ctx, linkstore.EventChange{
 		EventID: "ev-" + consent.ID, EventName: "consent_authorised", EventTime: now, ReceivedAt: now,
-		LinkID: link.LinkID, ConsentID: consent.ID, InstitutionCode: institution, ConsentStatus: linkstore.ConsentAuthorised,
+		LinkID: link.LinkID, ConsentID: consent.ID, InstitutionCode: institution, ConsentStatus: klavi.ConsentAuthorised,
 	})
 	if err != nil {
 		tb.Fatalf("store consent: %v", err)
@@ -304,7 +304,7 @@ func (r *reportRequest) prepare(ctx context.Context, tb testing.TB) {
 	r.next = events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{{
 		EventID: strconv.Itoa(r.seq), EventName: "MODIFY", EventSource: "aws:dynamodb",
 		Change: events.DynamoDBStreamRecord{
-			NewImage:       image(linkstore.ConsentAuthorised),
+			NewImage:       image(string(klavi.ConsentAuthorised)),
 			OldImage:       image("AWAITING_AUTHORISATION"),
 			SequenceNumber: fmt.Sprintf("%021d", r.seq),
 			StreamViewType: "NEW_AND_OLD_IMAGES",

@@ -12,7 +12,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 // requestsPerRun is the number of warm requests the token-path figures are
@@ -41,7 +41,7 @@ func newTokenPath(tb testing.TB, d *deployment) *tokenPath {
 	return &tokenPath{
 		d:  d,
 		in: in,
-		h: linkapi.New(in.klavi, linkstore.NewMemory(linkstore.WithClock(d.now)), nil, linkapi.Config{
+		h: linkapi.New(in.klavi, linkstoretest.NewMemory(linkstoretest.WithClock(d.now)), nil, linkapi.Config{
 			AllowedRedirectHosts: []string{"app.example.com"},
 			Now:                  d.now,
 		}),

@@ -1,4 +1,4 @@
-package linkstore
+package linkstoretest
 
 import (
 	"cmp"
@@ -7,11 +7,15 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
 // MemoryStore keeps the link state in memory, with the same outcomes as
-// DynamoStore. It is safe for concurrent use; it is meant for tests and
-// local runs.
+// linkstore.DynamoStore (the conformance suite in package linkstore holds
+// both to them). It is safe for concurrent use; it is meant for unit tests
+// and local runs.
 type MemoryStore struct {
 	opts options
 
@@ -28,7 +32,7 @@ type MemoryStore struct {
 // nil for a deleted one.
 type consentChange struct {
 	linkID   string
-	old, new *Consent
+	old, new *linkstore.Consent
 }
 
 // WithConsentChanges makes a MemoryStore call fn after every write to a
@@ -42,15 +46,40 @@ type consentChange struct {
 // by the goroutines of the store's callers: a call may come from the
 // goroutine of a later write, after the write that made the change has
 // returned, and that caller waits for fn, so fn should hand the change on
-// rather than act on it. DynamoStore ignores the option; its table's
-// stream plays this part.
-func WithConsentChanges(fn func(linkID string, old, new *Consent)) Option {
+// rather than act on it. For DynamoStore, the table's stream plays this
+// part.
+func WithConsentChanges(fn func(linkID string, old, new *linkstore.Consent)) Option {
 	return func(o *options) { o.consentChanges = fn }
+}
+
+// Option configures a MemoryStore.
+type Option func(*options)
+
+type options struct {
+	reportGrace    time.Duration
+	now            func() time.Time
+	consentChanges func(linkID string, old, new *linkstore.Consent)
+}
+
+// WithReportGrace sets the AWAITING_REPORTS grace period, as
+// linkstore.WithReportGrace does for DynamoStore.
+func WithReportGrace(d time.Duration) Option { return func(o *options) { o.reportGrace = d } }
+
+// WithClock sets the clock used for timestamps the caller did not give, as
+// linkstore.WithClock does for DynamoStore.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+func newOptions(opts []Option) options {
+	o := options{reportGrace: linkstore.DefaultReportGrace, now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
 }
 
 // changed queues a consent write for opts.consentChanges. The caller holds
 // m.mu.
-func (m *MemoryStore) changed(linkID string, old *Consent, new *Consent) {
+func (m *MemoryStore) changed(linkID string, old *linkstore.Consent, new *linkstore.Consent) {
 	if m.opts.consentChanges == nil {
 		return
 	}
@@ -97,11 +126,11 @@ func (m *MemoryStore) feedChanges() {
 }
 
 type memLink struct {
-	link     Link // without parts
-	consents map[string]Consent
-	requests map[string]ReportRequest
-	reports  map[string]Report
-	attn     AttentionKind
+	link     linkstore.Link // without parts
+	consents map[string]linkstore.Consent
+	requests map[string]linkstore.ReportRequest
+	reports  map[string]linkstore.Report
+	attn     linkstore.AttentionKind
 	attnDue  time.Time
 }
 
@@ -116,26 +145,26 @@ func NewMemory(opts ...Option) *MemoryStore {
 
 func newMemLink(id string) *memLink {
 	return &memLink{
-		link:     Link{LinkID: id, TaxIDType: TaxIDUnknown},
-		consents: make(map[string]Consent),
-		requests: make(map[string]ReportRequest),
-		reports:  make(map[string]Report),
+		link:     linkstore.Link{LinkID: id, TaxIDType: linkstore.TaxIDUnknown},
+		consents: make(map[string]linkstore.Consent),
+		requests: make(map[string]linkstore.ReportRequest),
+		reports:  make(map[string]linkstore.Report),
 	}
 }
 
 // CreateLink stores a new link. It fails with ErrDuplicate when the id
 // exists, unless that link was only seen in an event so far: then it takes
 // it over.
-func (m *MemoryStore) CreateLink(_ context.Context, l Link) error {
+func (m *MemoryStore) CreateLink(_ context.Context, l linkstore.Link) error {
 	if l.LinkID == "" {
-		return fmt.Errorf("create link: %w", errEmptyID)
+		return fmt.Errorf("create link: %w", linkstore.ErrEmptyID)
 	}
-	l = cloneLink(l.withDefaults(m.opts.now()))
+	l = cloneLink(linkWithDefaults(l, m.opts.now()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[l.LinkID]
 	if ok && !adoptable(ml.link) {
-		return fmt.Errorf("create link %s: %w", l.LinkID, ErrDuplicate)
+		return fmt.Errorf("create link %s: %w", l.LinkID, linkstore.ErrDuplicate)
 	}
 	if !ok {
 		ml = newMemLink(l.LinkID)
@@ -143,25 +172,25 @@ func (m *MemoryStore) CreateLink(_ context.Context, l Link) error {
 	}
 	applyCreate(&ml.link, l)
 	if ml.attn == "" && !l.ExpiresAt.IsZero() {
-		ml.attn, ml.attnDue = AwaitingConsent, l.ExpiresAt
+		ml.attn, ml.attnDue = linkstore.AwaitingConsent, l.ExpiresAt
 	}
 	return nil
 }
 
 // GetLink returns the link with all its parts.
-func (m *MemoryStore) GetLink(_ context.Context, linkID string) (*Link, error) {
+func (m *MemoryStore) GetLink(_ context.Context, linkID string) (*linkstore.Link, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
 	if !ok {
-		return nil, fmt.Errorf("get link %s: %w", linkID, ErrNotFound)
+		return nil, fmt.Errorf("get link %s: %w", linkID, linkstore.ErrNotFound)
 	}
 	l := ml.full()
 	return &l, nil
 }
 
 // full returns a deep copy of the link with its parts in order.
-func (ml *memLink) full() Link {
+func (ml *memLink) full() linkstore.Link {
 	l := cloneLink(ml.link)
 	for _, c := range ml.consents {
 		l.Consents = append(l.Consents, c)
@@ -177,30 +206,30 @@ func (ml *memLink) full() Link {
 }
 
 // ApplyEvent records an event and applies what it changes.
-func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, error) {
+func (m *MemoryStore) ApplyEvent(_ context.Context, e linkstore.EventChange) (linkstore.Outcome, error) {
 	defer m.feedChanges()
-	e = e.normalized(m.opts.now)
+	e = normalizedEvent(e, m.opts.now)
 	if e.EventID == "" {
-		return "", fmt.Errorf("apply event: %w", errEmptyID)
+		return "", fmt.Errorf("apply event: %w", linkstore.ErrEmptyID)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if forgetAt, ok := m.events[e.EventID]; ok && e.ReceivedAt.Before(forgetAt) {
-		return Duplicate, nil
+		return linkstore.Duplicate, nil
 	}
 	m.events[e.EventID] = e.ReceivedAt.Add(e.EventTTL)
 
 	if e.LinkID == "" {
-		return Recorded, nil
+		return linkstore.Recorded, nil
 	}
 	ml, ok := m.links[e.LinkID]
 	if ok && !ml.link.PurgedAt.IsZero() {
-		return Recorded, nil
+		return linkstore.Recorded, nil
 	}
-	consentChange := e.isConsentChange()
+	consentChange := isConsentChange(e)
 	if consentChange && ok {
 		if c, seen := ml.consents[e.ConsentID]; seen && !eventWins(e, c) {
-			return Stale, nil
+			return linkstore.Stale, nil
 		}
 	}
 	if !ok {
@@ -209,7 +238,7 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, err
 	}
 	applyEventToLink(&ml.link, cloneEvent(e))
 	if !consentChange {
-		return Recorded, nil
+		return linkstore.Recorded, nil
 	}
 	c, seen := ml.consents[e.ConsentID]
 	old := ptrIf(c, seen)
@@ -219,10 +248,10 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e EventChange) (Outcome, err
 	}
 	ml.consents[e.ConsentID] = c
 	m.changed(e.LinkID, old, &c)
-	if c.Status == ConsentAuthorised {
-		ml.attn, ml.attnDue = AwaitingReports, e.ReceivedAt.Add(m.opts.reportGrace)
+	if c.Status == klavi.ConsentAuthorised {
+		ml.attn, ml.attnDue = linkstore.AwaitingReports, e.ReceivedAt.Add(m.opts.reportGrace)
 	}
-	return Applied, nil
+	return linkstore.Applied, nil
 }
 
 // ClaimAutoRequest claims the consent's automatic report request until
@@ -233,11 +262,11 @@ func (m *MemoryStore) ClaimAutoRequest(_ context.Context, linkID, consentID stri
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
 	if !ok {
-		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, ErrNotFound)
+		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, linkstore.ErrNotFound)
 	}
 	c, ok := ml.consents[consentID]
 	if !ok {
-		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, ErrNotFound)
+		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, linkstore.ErrNotFound)
 	}
 	if err := claimError(c, now); err != nil {
 		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, err)
@@ -251,10 +280,10 @@ func (m *MemoryStore) ClaimAutoRequest(_ context.Context, linkID, consentID stri
 
 // RecordReportRequest stores a report request and, for an automatic one,
 // marks its consent as done.
-func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r ReportRequest) error {
+func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r linkstore.ReportRequest) error {
 	defer m.feedChanges()
 	if r.RequestID == "" {
-		return fmt.Errorf("record report request for link %s: %w", linkID, errEmptyID)
+		return fmt.Errorf("record report request for link %s: %w", linkID, linkstore.ErrEmptyID)
 	}
 	r = cloneRequest(r)
 	r.RequestedAt = stored(orNow(r.RequestedAt, m.opts.now))
@@ -262,13 +291,13 @@ func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r Re
 	defer m.mu.Unlock()
 	ml, err := m.writableLink(linkID)
 	if err == nil && ml.requests[r.RequestID].RequestID != "" {
-		err = ErrDuplicate
+		err = linkstore.ErrDuplicate
 	}
-	var c Consent
+	var c linkstore.Consent
 	if err == nil && setsConsentRequest(r) {
 		var ok bool
 		if c, ok = ml.consents[r.ConsentID]; !ok {
-			err = ErrNotFound
+			err = linkstore.ErrNotFound
 		}
 	}
 	if err != nil {
@@ -287,16 +316,16 @@ func (m *MemoryStore) RecordReportRequest(_ context.Context, linkID string, r Re
 
 // RecordReport stores a received report's metadata once. Like
 // DynamoStore's, it leaves the link's attention entry alone.
-func (m *MemoryStore) RecordReport(_ context.Context, linkID string, r Report) error {
+func (m *MemoryStore) RecordReport(_ context.Context, linkID string, r linkstore.Report) error {
 	if r.ProductReportID == "" {
-		return fmt.Errorf("record report for link %s: %w", linkID, errEmptyID)
+		return fmt.Errorf("record report for link %s: %w", linkID, linkstore.ErrEmptyID)
 	}
 	r.ReceivedAt = stored(orNow(r.ReceivedAt, m.opts.now))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, err := m.writableLink(linkID)
 	if err == nil && ml.reports[r.ProductReportID].ProductReportID != "" {
-		err = ErrDuplicate
+		err = linkstore.ErrDuplicate
 	}
 	if err != nil {
 		return fmt.Errorf("record report %s for link %s: %w", r.ProductReportID, linkID, err)
@@ -312,9 +341,9 @@ func (m *MemoryStore) writableLink(linkID string) (*memLink, error) {
 	ml, ok := m.links[linkID]
 	switch {
 	case !ok:
-		return nil, ErrNotFound
+		return nil, linkstore.ErrNotFound
 	case !ml.link.PurgedAt.IsZero():
-		return nil, ErrPurged
+		return nil, linkstore.ErrPurged
 	default:
 		return ml, nil
 	}
@@ -322,13 +351,13 @@ func (m *MemoryStore) writableLink(linkID string) (*memLink, error) {
 
 // Purge deletes what the store holds about the link's user and keeps a
 // tombstone. It returns the link as it was.
-func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*Link, error) {
+func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
 	defer m.feedChanges()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[linkID]
 	if !ok {
-		return nil, fmt.Errorf("purge link %s: %w", linkID, ErrNotFound)
+		return nil, fmt.Errorf("purge link %s: %w", linkID, linkstore.ErrNotFound)
 	}
 	was := ml.full()
 	tomb := newMemLink(linkID)
@@ -347,17 +376,17 @@ func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*L
 
 // ListAttention returns up to limit links of the kind due before before,
 // earliest first; limit <= 0 means all.
-func (m *MemoryStore) ListAttention(_ context.Context, kind AttentionKind, before time.Time, limit int) ([]Attention, error) {
+func (m *MemoryStore) ListAttention(_ context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error) {
 	before = stored(before)
 	m.mu.Lock()
-	var out []Attention
+	var out []linkstore.Attention
 	for id, ml := range m.links {
 		if ml.attn == kind && ml.attnDue.Before(before) {
-			out = append(out, Attention{LinkID: id, Kind: kind, Due: ml.attnDue})
+			out = append(out, linkstore.Attention{LinkID: id, Kind: kind, Due: ml.attnDue})
 		}
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Attention) int {
+	slices.SortFunc(out, func(a, b linkstore.Attention) int {
 		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.LinkID, b.LinkID))
 	})
 	if limit > 0 && len(out) > limit {
@@ -375,10 +404,10 @@ func (m *MemoryStore) ClearAttention(_ context.Context, linkID string, seenDue t
 	var err error
 	switch {
 	case !ok:
-		err = ErrNotFound
+		err = linkstore.ErrNotFound
 	case ml.attn == "": // already off the list
 	case !ml.attnDue.Equal(stored(seenDue)):
-		err = ErrAttentionChanged
+		err = linkstore.ErrAttentionChanged
 	default:
 		ml.attn, ml.attnDue = "", time.Time{}
 	}
@@ -389,14 +418,14 @@ func (m *MemoryStore) ClearAttention(_ context.Context, linkID string, seenDue t
 }
 
 // ptrIf returns a pointer to a copy of c when ok, else nil.
-func ptrIf(c Consent, ok bool) *Consent {
+func ptrIf(c linkstore.Consent, ok bool) *linkstore.Consent {
 	if !ok {
 		return nil
 	}
 	return &c
 }
 
-func cloneLink(l Link) Link {
+func cloneLink(l linkstore.Link) linkstore.Link {
 	l.ExternalInfo = slices.Clone(l.ExternalInfo)
 	l.Consents = slices.Clone(l.Consents)
 	l.ReportRequests = slices.Clone(l.ReportRequests)
@@ -408,7 +437,7 @@ func cloneLink(l Link) Link {
 }
 
 // cloneRequest copies r; no products is always nil, as DynamoStore reads it.
-func cloneRequest(r ReportRequest) ReportRequest {
+func cloneRequest(r linkstore.ReportRequest) linkstore.ReportRequest {
 	if len(r.Products) == 0 {
 		r.Products = nil
 	}
@@ -416,7 +445,7 @@ func cloneRequest(r ReportRequest) ReportRequest {
 	return r
 }
 
-func cloneEvent(e EventChange) EventChange {
+func cloneEvent(e linkstore.EventChange) linkstore.EventChange {
 	e.ExternalInfo = slices.Clone(e.ExternalInfo)
 	return e
 }
@@ -429,9 +458,9 @@ func (m *MemoryStore) CheckLink(_ context.Context, linkID string) error {
 	ml, ok := m.links[linkID]
 	switch {
 	case !ok:
-		return fmt.Errorf("check link %s: %w", linkID, ErrNotFound)
+		return fmt.Errorf("check link %s: %w", linkID, linkstore.ErrNotFound)
 	case !ml.link.PurgedAt.IsZero():
-		return fmt.Errorf("check link %s: %w", linkID, ErrPurged)
+		return fmt.Errorf("check link %s: %w", linkID, linkstore.ErrPurged)
 	}
 	return nil
 }
