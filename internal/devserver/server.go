@@ -1,10 +1,10 @@
 package devserver
 
 import (
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"io"
 	"log/slog"
 	"net"
