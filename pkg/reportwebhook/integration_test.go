@@ -3,6 +3,8 @@ package reportwebhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -182,5 +184,49 @@ func TestS3ThrottledThenRetrySucceeds(t *testing.T) {
 	}
 	if n := a.count(t); n != 1 {
 		t.Errorf("objects after retry = %d, want 1", n)
+	}
+}
+
+// TestStoredReportHashIsTheStoredBytesAndTamperingIsRefused holds the one
+// SHA-256 the store computes to the bytes S3 keeps: the record and the
+// object's metadata carry the hex SHA-256 of the stored object. A body
+// changed after signing is refused before anything is stored.
+func TestStoredReportHashIsTheStoredBytesAndTamperingIsRefused(t *testing.T) {
+	a := newAWSEnv(t)
+	body := escapedReport()
+	resp, out := a.call(t, signed(fixture(t), body, testSecret))
+	if resp.StatusCode != http.StatusOK || out["stored"] != true {
+		t.Fatalf("answer = %d %s, want 200 stored", resp.StatusCode, resp.Body)
+	}
+	key := reportstore.ReportKey(fixtureLink, "pf_categorized_checking_l3", "rep-5mb")
+	stored := a.object(t, key)
+	if !bytes.Equal(stored, body) {
+		t.Fatalf("stored object differs from the delivery (%d vs %d bytes)", len(stored), len(body))
+	}
+	sum := sha256.Sum256(stored)
+	want := hex.EncodeToString(sum[:])
+	l, err := a.store.GetLink(t.Context(), fixtureLink)
+	if err != nil {
+		t.Fatalf("GetLink: %v", err)
+	}
+	if len(l.Reports) != 1 || l.Reports[0].SHA256 != want {
+		t.Errorf("recorded = %+v, want one report with sha256 %s", l.Reports, want)
+	}
+	head, err := a.s3.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(a.bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("head object: %v", err)
+	}
+	if got := head.Metadata[reportstore.MetaSHA256]; got != want {
+		t.Errorf("sha256 metadata = %s, want %s", got, want)
+	}
+
+	tampered := signed(fixture(t), body, testSecret)
+	tampered.Body = strings.Replace(tampered.Body, `"rep-5mb"`, `"rep-5mc"`, 1)
+	resp, out = a.call(t, tampered)
+	if resp.StatusCode != http.StatusUnauthorized || errorCode(out) != "invalid_signature" {
+		t.Errorf("tampered answer = %d %s, want 401 invalid_signature", resp.StatusCode, resp.Body)
+	}
+	if n := a.count(t); n != 1 {
+		t.Errorf("%d objects after the tampered delivery, want 1", n)
 	}
 }
