@@ -22,14 +22,25 @@ import (
 // As with the runtime's decoder, bytes after the event's object are
 // ignored. Errors carry no payload content.
 func ReadRequest(payload []byte) (Request, error) {
+	req, _, err := ReadRequestInto(payload, nil)
+	return req, err
+}
+
+// ReadRequestInto is ReadRequest with the body unquoted into scratch when
+// scratch has room for it (a new buffer otherwise). It returns the buffer
+// req.Body is in, for the caller to use again once it is done with req: a
+// function that receives megabyte bodies then neither allocates nor zeroes
+// one per invocation. req.Body shares the buffer's memory, so the buffer
+// must not be written while req.Body is in use.
+func ReadRequestInto(payload, scratch []byte) (Request, []byte, error) {
 	var req Request
 	if start := jsonscan.SkipSpace(payload, 0); start >= len(payload) || payload[start] != '{' {
 		// Not an object (null, or not an event at all): no body to take
 		// care of, so the runtime's own decoding answers.
 		if err := json.NewDecoder(bytes.NewReader(payload)).Decode(&req); err != nil {
-			return Request{}, fmt.Errorf("decode HTTP API event: %w", jsonError(err))
+			return Request{}, scratch, fmt.Errorf("decode HTTP API event: %w", jsonError(err))
 		}
-		return req, nil
+		return req, scratch, nil
 	}
 	var body []byte
 	hasBody := false
@@ -40,16 +51,23 @@ func ReadRequest(payload []byte) (Request, error) {
 		}
 		// Sized from what is left of the payload, which holds the quoted
 		// body: unquoting only shortens it, so the buffer never grows.
-		buf, end, err := jsonscan.Unquote(make([]byte, 0, len(payload)-at+8), payload, at)
+		dst := scratch[:0]
+		if need := len(payload) - at + 8; cap(dst) < need {
+			dst = make([]byte, 0, need)
+		}
+		buf, end, err := jsonscan.Unquote(dst, payload, at)
 		if err != nil {
 			return end, err
 		}
+		// A repeated "body" key is unquoted after the first: never into
+		// the buffer the first one is in.
+		scratch = nil
 		body, hasBody = buf, true
 		cuts = append(cuts, [2]int{at, end})
 		return end, nil
 	})
 	if err != nil {
-		return Request{}, fmt.Errorf("decode HTTP API event: %w", err)
+		return Request{}, body, fmt.Errorf("decode HTTP API event: %w", err)
 	}
 	rest := payload[:end]
 	if len(cuts) > 0 {
@@ -67,14 +85,15 @@ func ReadRequest(payload []byte) (Request, error) {
 		rest = append(rest, payload[from:end]...)
 	}
 	if err := json.Unmarshal(rest, &req); err != nil {
-		return Request{}, fmt.Errorf("decode HTTP API event: %w", jsonError(err))
+		return Request{}, body, fmt.Errorf("decode HTTP API event: %w", jsonError(err))
 	}
 	if hasBody {
 		// A later "body": null leaves the last string in place, as it
-		// does for the runtime's decoder. body is never written again.
+		// does for the runtime's decoder. body is not written again
+		// until the caller is done with req (see ReadRequestInto).
 		req.Body = unsafe.String(unsafe.SliceData(body), len(body))
 	}
-	return req, nil
+	return req, body, nil
 }
 
 // jsonError keeps the class of a decoding error and drops its text, which

@@ -80,7 +80,9 @@ func New(client S3API, bucket string, o Options) *Store {
 	return &Store{client: client, bucket: bucket, opts: o}
 }
 
-// Object is a report to store. Body is stored as is and never modified.
+// Object is a report to store. Body is stored as is and never modified,
+// and Put does not keep it once it returns: the report webhook reuses the
+// buffer for its next delivery.
 // The other fields only become object metadata; none may hold a tax id
 // (a value that does is left out of the metadata).
 type Object struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -388,5 +389,31 @@ func TestMissingProductNameStillStored(t *testing.T) {
 	}
 	if _, ok := e.objects.objects[reportstore.ReportKey(fixtureLink, unknownProduct, "rep-x")]; !ok {
 		t.Errorf("report without productName not stored under %q: %v", unknownProduct, keys(e.objects.objects))
+	}
+}
+
+// Invoke unquotes each body into the buffer of the invocation before it:
+// reports delivered one after another, longest first, are each stored as
+// they were sent, and none is overwritten by the next.
+func TestSuccessiveDeliveriesEachStoredByteForByte(t *testing.T) {
+	e := newEnv(t)
+	createLink(t, e.links)
+	base := fixture(t)
+	want := map[string][]byte{}
+	for i, pad := range []int{200_000, 20_000, 0} {
+		id := fmt.Sprintf("rep-successive-%d", i)
+		body := strings.Replace(base.Body, fixtureRep, id, 1)
+		// Padding in the report's own whitespace keeps it valid JSON.
+		body = strings.Replace(body, "{", "{"+strings.Repeat(" \n", pad/2), 1)
+		req := signed(base, []byte(body), testSecret)
+		if resp, got := e.call(t, req); resp.StatusCode != http.StatusOK || got["stored"] != true {
+			t.Fatalf("delivery %d = %d %s, want 200 stored", i, resp.StatusCode, resp.Body)
+		}
+		want[reportstore.ReportKey(fixtureLink, "pf_checking_account", id)] = []byte(body)
+	}
+	for key, body := range want {
+		if got := e.objects.objects[key]; !bytes.Equal(got, body) {
+			t.Errorf("object %s differs from its delivery (%d vs %d bytes)", key, len(got), len(body))
+		}
 	}
 }
