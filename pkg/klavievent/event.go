@@ -12,13 +12,13 @@ package klavievent
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/compactid"
 )
 
 // MaxEvents is the most events Parse accepts in one body. Klavi's examples
@@ -33,7 +33,7 @@ const MaxEvents = 100
 // JSON.stringify(body)): anyone holding a captured delivery can add
 // whitespace and keep the signature valid, and each such variant must still
 // be the same event, a duplicate.
-const DerivedIDPrefix = "sha256:"
+const DerivedIDPrefix = compactid.Prefix
 
 // Sentinel errors returned (wrapped) by Parse and Event.Changes.
 var (
@@ -169,17 +169,7 @@ func parseEvent(raw json.RawMessage) (Event, error) {
 
 // derivedID is the id of an event without one (see DerivedIDPrefix). raw
 // is valid JSON.
-func derivedID(raw []byte) string {
-	var compact bytes.Buffer
-	compact.Grow(len(raw))
-	if json.Compact(&compact, raw) != nil {
-		// Cannot happen for valid JSON; hash the bytes as they are.
-		compact.Reset()
-		compact.Write(raw)
-	}
-	sum := sha256.Sum256(compact.Bytes())
-	return DerivedIDPrefix + hex.EncodeToString(sum[:16])
-}
+func derivedID(raw []byte) string { return compactid.Of(raw) }
 
 // eventID reads the event id from every key spelled eventId in any casing.
 // Empty and null spellings are ignored; two non-empty spellings must agree,

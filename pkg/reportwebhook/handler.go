@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/compactid"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -50,6 +51,7 @@ type objectStore interface {
 // reportRecorder lists reports on their links.
 type reportRecorder interface {
 	CheckLink(ctx context.Context, linkID string) error
+	GetLink(ctx context.Context, linkID string) (*linkstore.Link, error)
 	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
 }
 
@@ -144,36 +146,38 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	body := in.Body
 
 	env, err := klavireport.ParseEnvelope(body)
+	if errors.Is(err, klavireport.ErrMissingReportID) {
+		// Kept rather than refused: Klavi gives up after a few retries, so
+		// a 400 would lose a signed report for good.
+		env.ProductReportID, err = compactid.Of(body), nil
+		h.log.WarnContext(ctx, "report without productReportId kept under an id derived from its bytes",
+			"productReportId", env.ProductReportID, "productName", env.ProductName)
+		h.metric.Count("ReportIDsDerived", 1)
+	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "report webhook: unreadable report", "error_code", "invalid_report", "productName", env.ProductName, "error", err)
 		h.metric.Count("ReportsMalformed", 1)
-		return httpapi.Error(http.StatusBadRequest, "invalid_report", "The body is not a Klavi report with a productReportId."), nil
+		return httpapi.Error(http.StatusBadRequest, "invalid_report", "The body is not a Klavi report."), nil
 	}
 	log := h.log.With("productReportId", env.ProductReportID, "productName", env.ProductName, "reportRequestId", env.RequestID)
 
-	linkID, named, err := h.matchLink(ctx, env.LinkIDs)
+	product := objectProduct(env.ProductName)
+	linkID, named, purged, err := h.matchLink(ctx, env.LinkIDs)
 	switch {
-	case errors.Is(err, linkstore.ErrPurged):
+	case len(purged) > 0:
 		// The user asked for their data to be deleted: a late report for
 		// that link is acknowledged and not kept.
-		log.InfoContext(ctx, "report for a purged link discarded", "linkId", linkID)
-		h.metric.Count("ReportsDiscarded", 1, "Reason", "purged")
-		return httpapi.JSON(http.StatusOK, result{ProductReportID: env.ProductReportID}), nil
+		return h.discardPurged(ctx, log, purged, product, env.ProductReportID), nil
 	case err != nil:
 		log.ErrorContext(ctx, "report webhook: check link", "error", err)
 		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The report could not be stored. Retry."), nil
 	}
 
-	product := env.ProductName
-	if product == "" {
-		// Kept rather than refused: a report Klavi cannot redeliver must
-		// not be lost over a missing name.
-		product = unknownProduct
-	}
 	objectKey := reportstore.UnmatchedKey(named, product, env.ProductReportID)
 	if linkID != "" {
 		objectKey = reportstore.ReportKey(linkID, product, env.ProductReportID)
 	}
+	putAt := h.now()
 	put, err := h.objects.Put(ctx, reportstore.Object{
 		Key:             objectKey,
 		Body:            body,
@@ -213,13 +217,20 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		ReceivedAt:      h.now().UTC(),
 	})
 	switch {
+	case errors.Is(err, linkstore.ErrDuplicate) && !duplicate:
+		// Recorded, yet its object had to be written again: a concurrent
+		// delivery, or a replay after the object expired (checkReplay).
+		if resp := h.checkReplay(ctx, log, linkID, objectKey, env.ProductReportID, putAt); resp != nil {
+			return *resp, nil
+		}
+		res.Duplicate = true
 	case errors.Is(err, linkstore.ErrDuplicate):
 		res.Duplicate = true
 	case errors.Is(err, linkstore.ErrPurged):
 		// Purged between the check and now: the purge may have deleted the
 		// link's reports before this object landed, so this one goes too.
 		// If it cannot be deleted, a 5xx makes Klavi retry, and the retry
-		// finds the link purged and deletes nothing new.
+		// finds the link purged and deletes it (discardPurged).
 		if derr := h.objects.Delete(ctx, objectKey); derr != nil {
 			log.ErrorContext(ctx, "report webhook: delete report of a purged link", "linkId", linkID, "objectKey", objectKey, "error", derr)
 			h.metric.Count("PurgesFailed", 1, "Reason", "late_report")
@@ -241,36 +252,6 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		h.metric.Count("ReportsNotOK", 1, "Code", codeClass(env.Code))
 	}
 	return httpapi.JSON(http.StatusOK, res), nil
-}
-
-// matchLink returns the first of the report's link ids this backend knows
-// and that is still active ("" when none is), and the first valid link id
-// the report names, under which an unmatched report is kept. A purged link
-// wins over unknown ones: its data must not be kept.
-func (h *Handler) matchLink(ctx context.Context, ids []string) (active, named string, err error) {
-	var purged string
-	for _, id := range ids {
-		if !linkstore.ValidLinkID(id) {
-			continue
-		}
-		if named == "" {
-			named = id
-		}
-		err := h.links.CheckLink(ctx, id)
-		switch {
-		case err == nil:
-			return id, named, nil
-		case errors.Is(err, linkstore.ErrNotFound):
-		case errors.Is(err, linkstore.ErrPurged):
-			purged = id
-		default:
-			return "", named, err
-		}
-	}
-	if purged != "" {
-		return purged, named, linkstore.ErrPurged
-	}
-	return "", named, nil
 }
 
 // codeClass bounds the Code dimension: 204, 205 and the 5xxx families.

@@ -285,9 +285,6 @@ func TestRejects(t *testing.T) {
 			delete(r.Headers, "x-klavi-signature")
 			return r
 		}, http.StatusUnauthorized, "missing_signature"},
-		{"no report id", func() httpapi.Request {
-			return signed(good, []byte(`{"code":200,"productName":"pf_checking_account"}`), testSecret)
-		}, http.StatusBadRequest, "invalid_report"},
 		{"truncated", func() httpapi.Request { return signed(good, []byte(good.Body[:len(good.Body)/2]), testSecret) }, http.StatusBadRequest, "invalid_report"},
 		{"too large", func() httpapi.Request {
 			return signed(good, klavireport.Synthetic(MaxBodyBytes+1024, 1, "pf_checking_account"), testSecret)
