@@ -30,6 +30,7 @@ type Store interface {
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
+	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
 }
 
 var (
@@ -82,6 +83,9 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ClearAttentionConditional", testClearAttentionConditional},
 		{"Purge", testPurge},
 		{"CheckLink", testCheckLink},
+		{"LinkDeletionWithoutConsent", testLinkDeletionWithoutConsent},
+		{"UnplacedDeletionKept", testUnplacedDeletionKept},
+		{"MarkPending", testMarkPending},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -185,7 +185,7 @@ func (s *DynamoStore) applyEvent(ctx context.Context, e EventChange) (Outcome, e
 		return s.recordOnly(ctx, marker, Recorded)
 	case failed(reasons, consentAt):
 		return s.recordOnly(ctx, marker, Stale)
-	case e.isConsentChange():
+	case e.isConsentChange() || e.DeletesLink():
 		return Applied, nil
 	default:
 		return Recorded, nil
@@ -228,6 +228,15 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 	}
 	if hasJSON(e.ExternalInfo) {
 		u.setIfNotExists(attrExternalInfo, str(string(e.ExternalInfo)))
+	}
+	if e.DeletesLink() {
+		// The user deleted the link as a whole: its purge is pending work,
+		// which the table's stream carries out and the sweep backs up.
+		u.set(attrWork, str(string(WorkPurge)))
+		u.set(attrWorkAt, timeValue(e.ReceivedAt))
+		u.remove(attrWorkConsentID)
+		u.set(attrAttn, str(string(PendingWorkDue)))
+		u.set(attrAttnDue, timeValue(e.ReceivedAt))
 	}
 	if e.isConsentChange() && e.ConsentStatus == klavi.ConsentAuthorised {
 		u.set(attrAttn, str(string(AwaitingReports)))
@@ -430,7 +439,7 @@ func (s *DynamoStore) Purge(ctx context.Context, linkID string, now time.Time) (
 	u.setIfNotExists(attrPurgedAt, timeValue(now))
 	u.set(attrUpdatedAt, timeValue(now))
 	u.remove(attrTaxID, attrTaxIDType, attrInstitutionCode, attrRedirectURL, attrReportWebhookURL,
-		attrExternalInfo, attrOrigin, attrOwner, attrAttn, attrAttnDue)
+		attrExternalInfo, attrOrigin, attrOwner, attrAttn, attrAttnDue, attrWork, attrWorkConsentID, attrWorkAt)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       linkKey(linkID),
@@ -540,7 +549,7 @@ func (s *DynamoStore) ListAttention(ctx context.Context, kind AttentionKind, bef
 // link that has no entry any more is no error.
 func (s *DynamoStore) ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error {
 	u := newUpdate()
-	u.remove(attrAttn, attrAttnDue)
+	u.remove(attrAttn, attrAttnDue, attrWork, attrWorkConsentID, attrWorkAt)
 	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s",
 		u.name(attrPK), u.name(attrAttnDue), u.value("seenDue", timeValue(seenDue)))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -567,6 +576,50 @@ func (s *DynamoStore) ClearAttention(ctx context.Context, linkID string, seenDue
 	}
 	if err != nil {
 		return fmt.Errorf("clear attention of link %s: %w", linkID, err)
+	}
+	return nil
+}
+
+// MarkPending leaves a durable mark of work to be done on the link (see
+// PendingWork) and puts it on the reconciliation list (PendingWorkDue, due
+// at w.At), with one conditional update. A mark for other work than a
+// purge leaves a held purge mark, and a purged link, as they are. It fails
+// with ErrNotFound for an unknown link.
+func (s *DynamoStore) MarkPending(ctx context.Context, linkID string, w PendingWork) error {
+	w.At = stored(orNow(w.At, s.opts.now))
+	u := newUpdate()
+	u.set(attrWork, str(string(w.Work)))
+	u.set(attrWorkAt, timeValue(w.At))
+	if w.ConsentID != "" {
+		u.set(attrWorkConsentID, str(w.ConsentID))
+	} else {
+		u.remove(attrWorkConsentID)
+	}
+	u.set(attrAttn, str(string(PendingWorkDue)))
+	u.set(attrAttnDue, timeValue(w.At))
+	cond := "attribute_exists(" + u.name(attrPK) + ")"
+	if w.Work != WorkPurge {
+		cond += fmt.Sprintf(" AND attribute_not_exists(%s) AND (attribute_not_exists(%[2]s) OR %[2]s <> %s)",
+			u.name(attrPurgedAt), u.name(attrWork), u.value("purge", str(string(WorkPurge))))
+	}
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.table,
+		Key:                                 linkKey(linkID),
+		UpdateExpression:                    u.expression(),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            u.namesOrNil(),
+		ExpressionAttributeValues:           u.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		err = nil // a purge mark held, or the link purged: nothing to add
+		if len(ccf.Item) == 0 {
+			err = ErrNotFound
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mark %s pending on link %s: %w", w.Work, linkID, err)
 	}
 	return nil
 }

@@ -71,6 +71,9 @@ const (
 	attrReceivedAt       = "receivedAt"
 	attrEventName        = "eventName"
 	attrRawEventTime     = "rawEventTime"
+	attrWork             = "work"
+	attrWorkConsentID    = "workConsentId"
+	attrWorkAt           = "workAt"
 )
 
 type item = map[string]types.AttributeValue
@@ -149,6 +152,11 @@ func decodeLink(it item) Link {
 		UpdatedAt:        getTime(it, attrUpdatedAt),
 		PurgedAt:         getTime(it, attrPurgedAt),
 		PurgeReason:      getS(it, attrPurgeReason),
+		Pending: PendingWork{
+			Work:      Work(getS(it, attrWork)),
+			ConsentID: getS(it, attrWorkConsentID),
+			At:        getTime(it, attrWorkAt),
+		},
 	}
 	if s := getS(it, attrExternalInfo); s != "" {
 		l.ExternalInfo = []byte(s)
@@ -233,6 +241,12 @@ func encodeEventMarker(e EventChange) item {
 	putIf(it, attrLinkID, e.LinkID)
 	putIf(it, attrRawEventTime, e.RawEventTime)
 	it[attrReceivedAt] = timeValue(e.ReceivedAt)
+	if e.IsUnplacedDeletion() {
+		// Kept for good, with the consent it names, for an operator: a
+		// deletion nobody could apply must not expire unnoticed.
+		putIf(it, attrConsentID, e.ConsentID)
+		return it
+	}
 	it[TTLAttribute] = num(e.ReceivedAt.Add(e.EventTTL).Unix())
 	return it
 }

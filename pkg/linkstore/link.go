@@ -108,6 +108,8 @@ type Link struct {
 	// or PurgeDeletedByRequest; "" on a tombstone that does not say, which
 	// was purged for consent_deleted_by_user.
 	PurgeReason string
+	// Pending is the link's pending-work mark; zero when it has none.
+	Pending PendingWork
 
 	Consents       []Consent       // by ConsentID
 	ReportRequests []ReportRequest // by RequestedAt, then RequestID

@@ -218,6 +218,9 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e linkstore.EventChange) (li
 		return linkstore.Duplicate, nil
 	}
 	m.events[e.EventID] = e.ReceivedAt.Add(e.EventTTL)
+	if e.IsUnplacedDeletion() {
+		m.events[e.EventID] = time.Time{}.AddDate(9999, 0, 0) // kept for good
+	}
 
 	if e.LinkID == "" {
 		return linkstore.Recorded, nil
@@ -237,6 +240,11 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e linkstore.EventChange) (li
 		m.links[e.LinkID] = ml
 	}
 	applyEventToLink(&ml.link, cloneEvent(e))
+	if e.DeletesLink() {
+		ml.link.Pending = linkstore.PendingWork{Work: linkstore.WorkPurge, At: e.ReceivedAt}
+		ml.attn, ml.attnDue = linkstore.PendingWorkDue, e.ReceivedAt
+		return linkstore.Applied, nil
+	}
 	if !consentChange {
 		return linkstore.Recorded, nil
 	}
@@ -410,10 +418,34 @@ func (m *MemoryStore) ClearAttention(_ context.Context, linkID string, seenDue t
 		err = linkstore.ErrAttentionChanged
 	default:
 		ml.attn, ml.attnDue = "", time.Time{}
+		ml.link.Pending = linkstore.PendingWork{}
 	}
 	if err != nil {
 		return fmt.Errorf("clear attention of link %s: %w", linkID, err)
 	}
+	return nil
+}
+
+// MarkPending leaves a durable mark of work to be done on the link, as
+// DynamoStore's does.
+func (m *MemoryStore) MarkPending(_ context.Context, linkID string, w linkstore.PendingWork) error {
+	w.At = stored(w.At)
+	if w.At.IsZero() {
+		w.At = stored(m.opts.now())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, ok := m.links[linkID]
+	switch {
+	case !ok:
+		return fmt.Errorf("mark %s pending on link %s: %w", w.Work, linkID, linkstore.ErrNotFound)
+	case w.Work != linkstore.WorkPurge && !ml.link.PurgedAt.IsZero():
+		return nil
+	case !linkstore.MarkReplaces(ml.link.Pending.Work, w.Work):
+		return nil
+	}
+	ml.link.Pending = w
+	ml.attn, ml.attnDue = linkstore.PendingWorkDue, w.At
 	return nil
 }
 
