@@ -246,3 +246,71 @@ func TestDynamoFarFutureEventTimeClamped(t *testing.T) {
 		t.Errorf("link status = %q, want REVOKED", got)
 	}
 }
+
+// deletion is a signed consent_deleted_by_user without consentId.
+func deletion(t *testing.T, eventID, linkID string) httpapi.Request {
+	t.Helper()
+	payload := `{"consentStatus":"DELETED_BY_USER"}`
+	if linkID != "" {
+		payload = `{"linkId":"` + linkID + `"}`
+	}
+	body := `{"eventId":"` + eventID + `","eventType":"api","eventName":"consent_deleted_by_user","eventTime":"2026-11-24T12:00:00Z","payload":` + payload + `}`
+	return signed(fixture(t), body, testSecret, now)
+}
+
+func TestDynamoDeletionWithoutConsentPurgesTheLink(t *testing.T) {
+	client := dynamodb.NewFromConfig(awstest.Config(t))
+	table := awstest.Name(t, "links")
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	store := linkstore.NewDynamo(client, table)
+	e := newEnvWith(t, store)
+	const link = "4437b139-8a16-11ee-b636-487b6bad036a"
+	if err := store.CreateLink(t.Context(), linkstore.Link{LinkID: link, CreatedAt: now}); err != nil {
+		t.Fatalf("create link: %v", err)
+	}
+	resp, out := e.call(t, deletion(t, "ev-del-1", link))
+	if resp.StatusCode != http.StatusOK || out["applied"] != float64(1) {
+		t.Fatalf("answer = %d %s, want 200 applied 1", resp.StatusCode, resp.Body)
+	}
+	l, err := store.GetLink(t.Context(), link)
+	if err != nil {
+		t.Fatalf("GetLink: %v", err)
+	}
+	if l.Pending.Work != linkstore.WorkPurge {
+		t.Errorf("pending work = %+v, want the link's purge", l.Pending)
+	}
+	due, err := store.ListAttention(t.Context(), linkstore.PendingWorkDue, now.Add(time.Hour), 0)
+	if err != nil || len(due) != 1 || due[0].LinkID != link {
+		t.Errorf("pending-work list = %+v, %v; want the link", due, err)
+	}
+}
+
+func TestDynamoDeletionWithoutLinkKeptCountedLogged(t *testing.T) {
+	client := dynamodb.NewFromConfig(awstest.Config(t))
+	table := awstest.Name(t, "links")
+	if err := linkstoretest.CreateTable(t.Context(), client, table); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	e := newEnvWith(t, linkstore.NewDynamo(client, table))
+	resp, _ := e.call(t, deletion(t, "ev-del-2", ""))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d %s, want 200", resp.StatusCode, resp.Body)
+	}
+	if n := e.metrics.Sum("DeletionsUnplaced", nil); n != 1 {
+		t.Errorf("DeletionsUnplaced = %v, want 1", n)
+	}
+	if !strings.Contains(e.logs.String(), "deletion_unplaced") {
+		t.Errorf("no deletion_unplaced log line: %s", e.logs.String())
+	}
+	out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "EVENT#ev-del-2"}, "sk": &types.AttributeValueMemberS{Value: "#EVENT"},
+	}})
+	if err != nil || out.Item == nil {
+		t.Fatalf("event record = %v, %v; want it kept", out.Item, err)
+	}
+	if _, ok := out.Item[linkstore.TTLAttribute]; ok {
+		t.Errorf("unplaced deletion's record expires (has %s); it must be kept", linkstore.TTLAttribute)
+	}
+}

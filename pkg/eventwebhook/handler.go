@@ -125,6 +125,12 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 				// deduplicated on redelivery.
 				return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The event could not be recorded. Retry."), nil
 			}
+			if change.IsUnplacedDeletion() && outcome != linkstore.Duplicate {
+				// Kept by the store for good; an operator must place it.
+				h.log.ErrorContext(ctx, "event webhook: user deletion names no link; kept for an operator",
+					"error_code", "deletion_unplaced", "eventId", ev.EventID, "consentId", c.ConsentID)
+				h.metric.Count("DeletionsUnplaced", 1)
+			}
 			switch outcome {
 			case linkstore.Duplicate:
 				res.Duplicates++
@@ -165,7 +171,10 @@ func toStoreChange(c klavievent.Change, eventTime time.Time, rawEventTime string
 		InstitutionCode: c.InstitutionCode,
 		ExternalInfo:    c.ExternalInfo,
 	}
-	if c.Kind == klavievent.KindConsent && c.ConsentID != "" {
+	// A consent event without consentId keeps its status: the store
+	// applies the user's deletion to the whole link, and records the
+	// others without changing a consent.
+	if c.Kind == klavievent.KindConsent {
 		ch.ConsentStatus = c.ConsentStatus
 	}
 	// The tax id only matters for links this backend did not create; it is
