@@ -42,6 +42,7 @@ func main() {
 		Metrics:          app.Metrics,
 	})
 	h := reportstream.New(svc, reportstream.Config{
+		Marks:       store,
 		AutoRequest: app.Config.AutoRequestReports,
 		Logger:      app.Logger,
 		Metrics:     app.Metrics,

@@ -46,6 +46,7 @@ type linkStore interface {
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
+	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
 }
 
 // reportObjects is what the handlers and the dev routes need of the
@@ -285,7 +286,7 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	})
 	evh := eventwebhook.New(s.tokens, s.links, eventwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
 	rwh := reportwebhook.New(s.tokens, s.objects, s.links, reportwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
-	stream := reportstream.New(svc, reportstream.Config{AutoRequest: !s.cfg.ManualReportsOnly, Logger: s.log})
+	stream := reportstream.New(svc, reportstream.Config{Marks: s.links, AutoRequest: !s.cfg.ManualReportsOnly, Logger: s.log})
 	if s.feed != nil {
 		s.feed.handle = stream.Handle
 	}

@@ -54,8 +54,23 @@ type service interface {
 	CallBudget(ctx context.Context) (time.Duration, error)
 }
 
+// marker leaves a durable mark of failed work on a link
+// (linkstore.DynamoStore.MarkPending).
+type marker interface {
+	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
+}
+
+// markTimeout bounds the writing of a batch's marks, which runs detached
+// from the invocation's context: a batch cut short by its deadline is the
+// one whose records most need their marks.
+const markTimeout = 3 * time.Second
+
 // Config is what the handler needs besides the service.
 type Config struct {
+	// Marks keeps the durable mark a failed record leaves on its link, for
+	// the reconciliation sweep: the stream's own retries and its
+	// dead-letter queue forget a record after the stream's 24 hours.
+	Marks   marker
 	// AutoRequest makes the stream request reports when a consent is
 	// authorised (AUTO_REQUEST_REPORTS). When false, authorisations are
 	// only logged; purges happen either way.
@@ -67,6 +82,7 @@ type Config struct {
 // Handler consumes the links table's stream.
 type Handler struct {
 	reports service
+	marks   marker
 	auto    bool
 	log     *slog.Logger
 	metric  *metrics.Recorder
@@ -74,7 +90,7 @@ type Handler struct {
 
 // New returns a Handler that acts through svc.
 func New(svc service, cfg Config) *Handler {
-	h := &Handler{reports: svc, auto: cfg.AutoRequest, log: cfg.Logger, metric: cfg.Metrics}
+	h := &Handler{reports: svc, marks: cfg.Marks, auto: cfg.AutoRequest, log: cfg.Logger, metric: cfg.Metrics}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,6 +126,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	failedLinks := map[string]bool{}
 	var acted, ignored, deferred int
 	var outOfTime error
+	marks := map[string]linkstore.PendingWork{}
 	for _, rec := range ev.Records {
 		act := classify(rec)
 		if act.kind == actNone {
@@ -118,6 +135,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 		acted++
 		fail := func() {
+			markWork(marks, act)
 			failedLinks[act.linkID] = true
 			resp.BatchItemFailures = append(resp.BatchItemFailures,
 				events.DynamoDBBatchItemFailure{ItemIdentifier: rec.Change.SequenceNumber})
@@ -140,13 +158,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 			fail()
 			continue
 		}
-		if err := h.apply(ctx, act); err != nil {
+		if err := h.apply(ctx, act, marks); err != nil {
 			h.log.ErrorContext(ctx, "stream record failed; it will be retried",
 				"linkId", act.linkID, "consentId", act.consentID, "eventId", rec.EventID,
 				"reason", reports.ReasonOf(err), "error", err)
 			fail()
 		}
 	}
+	h.writeMarks(ctx, marks)
 	if n := len(resp.BatchItemFailures); n > 0 {
 		h.metric.Count("StreamRecordsFailed", n)
 	}
@@ -166,6 +185,15 @@ func classify(rec events.DynamoDBEventRecord) action {
 	switch events.DynamoDBOperationType(rec.EventName) {
 	case events.DynamoDBOperationTypeInsert, events.DynamoDBOperationTypeModify:
 	default:
+		return action{}
+	}
+	if l, ok := linkstore.LinkFromStreamImage(rec.Change.NewImage); ok {
+		// A purge just marked pending: the user deleted the whole link, or
+		// an earlier purge failed.
+		old, _ := linkstore.LinkFromStreamImage(rec.Change.OldImage)
+		if l.Pending.Work == linkstore.WorkPurge && old.Pending.Work != linkstore.WorkPurge {
+			return action{kind: actPurge, linkID: l.LinkID}
+		}
 		return action{}
 	}
 	linkID, c, ok := linkstore.ConsentFromStreamImage(rec.Change.NewImage)
@@ -190,7 +218,7 @@ func classify(rec events.DynamoDBEventRecord) action {
 }
 
 // apply carries out one action; an error means the record must be retried.
-func (h *Handler) apply(ctx context.Context, act action) error {
+func (h *Handler) apply(ctx context.Context, act action, marks map[string]linkstore.PendingWork) error {
 	switch act.kind {
 	case actPurge:
 		return h.reports.Purge(ctx, act.linkID)
@@ -210,10 +238,45 @@ func (h *Handler) apply(ctx context.Context, act action) error {
 			// looks at the consent again later.
 			h.log.ErrorContext(ctx, "report request failed permanently",
 				"linkId", act.linkID, "consentId", act.consentID, "reason", reports.ReasonOf(err), "error", err)
+			markWork(marks, act)
 			return nil
 		default:
 			return err
 		}
 	}
 	return nil
+}
+
+// markWork notes the work of a failed record for its link's mark; a purge
+// outweighs a report request.
+func markWork(marks map[string]linkstore.PendingWork, act action) {
+	w := linkstore.PendingWork{Work: linkstore.WorkReportRequest, ConsentID: act.consentID}
+	if act.kind == actPurge {
+		w.Work = linkstore.WorkPurge
+	}
+	if held, ok := marks[act.linkID]; !ok || linkstore.MarkReplaces(held.Work, w.Work) {
+		marks[act.linkID] = w
+	}
+}
+
+// writeMarks leaves the batch's marks on their links. A mark that cannot
+// be written is logged and counted (StreamMarksFailed, alarmed): the
+// record is then only as durable as the stream's retries.
+func (h *Handler) writeMarks(ctx context.Context, marks map[string]linkstore.PendingWork) {
+	if h.marks == nil || len(marks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+	defer cancel()
+	for linkID, w := range marks {
+		if err := h.marks.MarkPending(ctx, linkID, w); err != nil {
+			h.log.ErrorContext(ctx, "stream: marking failed work on the link failed",
+				"error_code", "mark_failed", "linkId", linkID, "consentId", w.ConsentID, "work", string(w.Work), "error", err)
+			h.metric.Count("StreamMarksFailed", 1)
+			continue
+		}
+		h.log.WarnContext(ctx, "failed work marked on the link for the reconciliation sweep",
+			"linkId", linkID, "consentId", w.ConsentID, "work", string(w.Work))
+		h.metric.Count("StreamWorkMarked", 1, "Work", string(w.Work))
+	}
 }
