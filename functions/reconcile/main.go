@@ -9,18 +9,20 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/appconfig"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/lambdaapp"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
 func main() {
 	ctx := context.Background()
 	app, err := lambdaapp.Load(ctx, "reconcile",
-		appconfig.EnvLinksTable, appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
+		appconfig.EnvLinksTable, appconfig.EnvReportsBucket, appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
 	if err != nil {
 		lambdaapp.Fatal(nil, "start reconcile", err)
 	}
@@ -36,8 +38,10 @@ func main() {
 	// RECONCILE_AFTER later, to see whether its reports came.
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable,
 		linkstore.WithReportGrace(app.Config.ReconcileAfter))
-	// The sweep never purges, so the requester gets no report deleter.
-	requester := reports.New(kc, store, nil, reports.Config{
+	// The report deleter is for purges marked pending on a link (a
+	// deletion of the whole link, a purge the stream failed).
+	objects := reportstore.New(s3.NewFromConfig(app.AWS, lambdaapp.S3Options), app.Config.ReportsBucket, reportstore.Options{})
+	requester := reports.New(kc, store, objects, reports.Config{
 		Products:         app.Config.ReportProducts,
 		ReportWebhookURL: app.Config.ReportWebhookURL,
 		Logger:           app.Logger,
@@ -46,6 +50,7 @@ func main() {
 	r := reconcile.New(store, kc, requester, reconcile.Config{
 		ReconcileAfter: app.Config.ReconcileAfter,
 		AutoRequest:    app.Config.AutoRequestReports,
+		Purger:         requester,
 		Logger:         app.Logger,
 		Metrics:        app.Metrics,
 	})

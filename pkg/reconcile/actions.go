@@ -60,6 +60,10 @@ const (
 	// ActionLinkMissing: a due link could not be found (the attention
 	// index lags the table); nothing to do.
 	ActionLinkMissing Action = "link_missing"
+	// ActionPurged: a purge marked pending on the link was done.
+	ActionPurged Action = "purged"
+	// ActionPurgeFailed: a pending purge failed; tried again next run.
+	ActionPurgeFailed Action = "purge_failed"
 )
 
 // Metric names and dimensions.

@@ -42,6 +42,10 @@ func (w *sweep) link(ctx context.Context, att linkstore.Attention) (outcome, err
 		return done, nil
 	case err != nil:
 		return w.fail(ctx, att, ActionStoreFailed, "reading the link failed", err)
+	case l.Pending.Work == linkstore.WorkPurge:
+		// Before anything else: a link whose purge is pending must get no
+		// report request, and its purge may have stopped half-way.
+		return w.purge(ctx, att)
 	case !l.PurgedAt.IsZero():
 		return w.clear(ctx, att, "link purged")
 	case len(l.Reports) > 0 && !w.lacksRequest(l):
@@ -347,3 +351,26 @@ func firstError(errs ...error) error {
 	}
 	return nil
 }
+
+// purge redoes a purge marked pending on the link (a deletion of the whole
+// link, or a purge the stream failed) and takes the link off the list.
+func (w *sweep) purge(ctx context.Context, att linkstore.Attention) (outcome, error) {
+	err := errNoPurger
+	if w.cfg.Purger != nil {
+		err = w.cfg.Purger.Purge(ctx, att.LinkID)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted, err
+		}
+		// Never given up on (unlike fail): the user's deletion must happen.
+		w.act(ctx, ActionPurgeFailed, att.LinkID, "redoing the pending purge failed; tried again next run", "error", err)
+		return failed, fmt.Errorf("reconcile link %s: %w", att.LinkID, err)
+	}
+	w.act(ctx, ActionPurged, att.LinkID, "pending purge done")
+	// The purge removed the entry with the rest of the link; clearing is
+	// for a link whose entry came back in between.
+	return w.clear(ctx, att, "purged")
+}
+
+var errNoPurger = errors.New("reconcile: no purger")

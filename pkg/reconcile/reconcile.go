@@ -36,6 +36,11 @@ type reportRequester interface {
 	RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (requestID string, err error)
 }
 
+// purger purges a link's data (reports.Service.Purge).
+type purger interface {
+	Purge(ctx context.Context, linkID string) error
+}
+
 // Defaults of Config.
 const (
 	DefaultLimit          = 200
@@ -63,9 +68,12 @@ type Config struct {
 	// that have none (AUTO_REQUEST_REPORTS). When false, Klavi is expected
 	// to push reports by itself and missing ones are only reported.
 	AutoRequest bool
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Metrics     *metrics.Recorder
+	// Purger carries out a purge marked pending on a link
+	// (linkstore.WorkPurge); without it such a link fails, and stays due.
+	Purger  purger
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *metrics.Recorder
 }
 
 // Reconciler runs the reconciliation sweep. It is safe for concurrent use,
@@ -198,7 +206,7 @@ func (r *Reconciler) bounded(ctx context.Context) (context.Context, context.Canc
 func (w *sweep) due(ctx context.Context) ([]linkstore.Attention, bool, error) {
 	var all []linkstore.Attention
 	var errs []error
-	for _, kind := range []linkstore.AttentionKind{linkstore.AwaitingReports, linkstore.AwaitingConsent} {
+	for _, kind := range []linkstore.AttentionKind{linkstore.PendingWorkDue, linkstore.AwaitingReports, linkstore.AwaitingConsent} {
 		// One more than the limit tells whether the run leaves links behind.
 		got, err := w.store.ListAttention(ctx, kind, w.now, w.cfg.Limit+1)
 		if err != nil {

@@ -372,7 +372,7 @@ func TestRun(t *testing.T) {
 				e.store.listErr = errors.New("dynamodb: service unavailable")
 			},
 			at:        31 * time.Minute,
-			actions:   map[Action]int{ActionStoreFailed: 2},
+			actions:   map[Action]int{ActionStoreFailed: 3},
 			attention: map[string]string{"l1": consentKind},
 			wantErr:   true,
 		},

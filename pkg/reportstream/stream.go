@@ -70,7 +70,7 @@ type Config struct {
 	// Marks keeps the durable mark a failed record leaves on its link, for
 	// the reconciliation sweep: the stream's own retries and its
 	// dead-letter queue forget a record after the stream's 24 hours.
-	Marks   marker
+	Marks marker
 	// AutoRequest makes the stream request reports when a consent is
 	// authorised (AUTO_REQUEST_REPORTS). When false, authorisations are
 	// only logged; purges happen either way.
