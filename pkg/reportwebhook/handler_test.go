@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
@@ -252,7 +252,7 @@ func TestS3FailureIsRetryableAndRetrySucceeds(t *testing.T) {
 func TestNonOKReportStoredAndMarked(t *testing.T) {
 	e := newEnv(t)
 	createLink(t, e.links)
-	body := klavireport.SyntheticWith(klavireport.SyntheticOptions{Size: 4 << 10, Seed: 3, ProductName: "pf_credit_card", ProductReportID: "rep-204", LinkID: fixtureLink, Code: 204})
+	body := klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{Size: 4 << 10, Seed: 3, ProductName: "pf_credit_card", ProductReportID: "rep-204", LinkID: fixtureLink, Code: 204})
 	resp, _ := e.call(t, signed(fixture(t), body, testSecret))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d (%s), want 200", resp.StatusCode, resp.Body)
@@ -290,7 +290,7 @@ func TestRejects(t *testing.T) {
 		}, http.StatusBadRequest, "invalid_report"},
 		{"truncated", func() httpapi.Request { return signed(good, []byte(good.Body[:len(good.Body)/2]), testSecret) }, http.StatusBadRequest, "invalid_report"},
 		{"too large", func() httpapi.Request {
-			return signed(good, klavireport.Synthetic(MaxBodyBytes+1024, 1, "pf_checking_account"), testSecret)
+			return signed(good, klavireporttest.Synthetic(MaxBodyBytes+1024, 1, "pf_checking_account"), testSecret)
 		}, http.StatusRequestEntityTooLarge, "body_too_large"},
 	}
 	for _, tc := range tests {
