@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,10 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
+
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
@@ -181,7 +182,7 @@ type reportsEnv struct {
 	store   *faultyStore
 	objects *fakeObjects
 	clock   *clock
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 }
 
@@ -193,14 +194,14 @@ func newReportsEnv(t *testing.T, mod func(*reports.Config)) *reportsEnv {
 		klavi:   &reportKlavi{},
 		clock:   newClock(),
 		objects: newObjects(),
-		metrics: metrics.NewCapture("report-request"),
+		metrics: metricstest.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
 	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := reports.Config{
 		Logger:  logger,
-		Metrics: e.metrics,
+		Metrics: e.metrics.Recorder,
 		Now:     e.clock.Now,
 		// Record retries need no real pause against an in-memory store.
 		RecordBackoff: time.Millisecond,
@@ -209,7 +210,7 @@ func newReportsEnv(t *testing.T, mod func(*reports.Config)) *reportsEnv {
 		mod(&cfg)
 	}
 	e.svc = reports.New(e.klavi, e.store, e.objects, cfg)
-	e.h = New(nil, e.store, e.svc, Config{Logger: logger, Metrics: e.metrics, Now: e.clock.Now})
+	e.h = New(nil, e.store, e.svc, Config{Logger: logger, Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	return e
 }
 

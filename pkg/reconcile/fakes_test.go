@@ -15,7 +15,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 )
 
 // Tax ids valid by their check digits. They must never show in a log line.
@@ -204,14 +204,14 @@ type env struct {
 	store   *faultyStore
 	klavi   *fakeKlavi
 	req     *fakeRequester
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 	cfg     Config
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{now: t0, klavi: &fakeKlavi{}, metrics: metrics.NewCapture("reconcile"), logs: &syncBuffer{}}
+	e := &env{now: t0, klavi: &fakeKlavi{}, metrics: metricstest.NewCapture("reconcile"), logs: &syncBuffer{}}
 	e.mem = linkstoretest.NewMemory(linkstoretest.WithClock(e.clock))
 	e.store = &faultyStore{MemoryStore: e.mem}
 	e.req = &fakeRequester{store: e.mem, now: e.clock}
@@ -220,7 +220,7 @@ func newEnv(t *testing.T) *env {
 		AutoRequest:    true,
 		Now:            e.clock,
 		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:        e.metrics,
+		Metrics:        e.metrics.Recorder,
 	}
 	t.Cleanup(func() {
 		for _, secret := range []string{cpfA, cpfB, cnpj} {

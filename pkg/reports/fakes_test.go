@@ -6,16 +6,17 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
+
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 )
 
 // Valid test tax ids (check digits correct).
@@ -176,7 +177,7 @@ type env struct {
 	store   *faultyStore
 	objects *fakeObjects
 	clock   *clock
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 }
 
@@ -188,14 +189,14 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		klavi:   &fakeKlavi{},
 		clock:   newClock(),
 		objects: newObjects(),
-		metrics: metrics.NewCapture("report-request"),
+		metrics: metricstest.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
 	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	cfg := Config{
 
 		Logger:  slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics: e.metrics,
+		Metrics: e.metrics.Recorder,
 		Now:     e.clock.Now,
 	}
 	if mod != nil {

@@ -174,7 +174,7 @@ func (s claimThenPurgeStore) GetLink(_ context.Context, linkID string) (*linksto
 func TestRequestForConsentPurgedAfterClaim(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{Metrics: e.metrics, Now: e.clock.Now})
+	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	id, err := h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
 	if err != nil || id != "" {
 		t.Fatalf("RequestForConsent = %q, %v; want \"\", nil", id, err)

@@ -21,7 +21,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
@@ -202,7 +202,7 @@ type env struct {
 	store   *faultyStore
 	objects *fakeObjects
 	clock   *clock
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 }
 
@@ -214,24 +214,24 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 		klavi:   &fakeKlavi{},
 		clock:   newClock(),
 		objects: newObjects(),
-		metrics: metrics.NewCapture("report-request"),
+		metrics: metricstest.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
 	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = reports.New(e.klavi, e.store, e.objects, reports.Config{
 		Logger:  logger,
-		Metrics: e.metrics,
+		Metrics: e.metrics.Recorder,
 		Now:     e.clock.Now,
 		// Record retries need no real pause against an in-memory store.
 		RecordBackoff: time.Millisecond,
 	})
-	cfg := Config{AutoRequest: true, Logger: logger, Metrics: e.metrics}
+	cfg := Config{AutoRequest: true, Logger: logger, Metrics: e.metrics.Recorder}
 	if mod != nil {
 		mod(&cfg)
 	}
 	e.h = New(e.svc, cfg)
-	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics, Now: e.clock.Now})
+	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	return e
 }
 

@@ -28,7 +28,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
@@ -104,10 +104,10 @@ func newWorld(t *testing.T) *world {
 	w.reports = reportstore.New(w.s3, w.bucket, reportstore.Options{})
 
 	logger := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m := metrics.NewCapture("report-request")
-	w.svc = reports.New(w.kc, w.store, w.reports, reports.Config{Logger: logger, Metrics: m})
-	w.h = New(w.svc, Config{AutoRequest: true, Logger: logger, Metrics: m})
-	w.api = linkapi.New(w.kc, w.store, w.svc, linkapi.Config{Logger: logger, Metrics: m})
+	m := metricstest.NewCapture("report-request")
+	w.svc = reports.New(w.kc, w.store, w.reports, reports.Config{Logger: logger, Metrics: m.Recorder})
+	w.h = New(w.svc, Config{AutoRequest: true, Logger: logger, Metrics: m.Recorder})
+	w.api = linkapi.New(w.kc, w.store, w.svc, linkapi.Config{Logger: logger, Metrics: m.Recorder})
 	return w
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -79,16 +79,16 @@ type env struct {
 	objects *memObjects
 	links   *linkstoretest.MemoryStore
 	logs    *bytes.Buffer
-	rec     *metrics.Recorder
+	rec     *metricstest.Capture
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{objects: &memObjects{}, links: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("report-webhook")}
+	e := &env{objects: &memObjects{}, links: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metricstest.NewCapture("report-webhook")}
 	e.h = New(staticKey(testSecret), e.objects, e.links, Config{
 		Verifier: webhooksig.Verifier{Now: func() time.Time { return now }},
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Metrics:  e.rec,
+		Metrics:  e.rec.Recorder,
 		Now:      func() time.Time { return now },
 	})
 	return e

@@ -70,7 +70,7 @@ func newAWSEnv(t *testing.T) *awsEnv {
 	e.h = New(staticKey(testSecret), reportstore.New(flaky, bucket, reportstore.Options{}), store, Config{
 		Verifier: webhooksig.Verifier{Now: e.h.now},
 		Logger:   e.h.log,
-		Metrics:  e.rec,
+		Metrics:  e.rec.Recorder,
 		Now:      e.h.now,
 	})
 	return &awsEnv{env: e, s3: s3c, bucket: bucket, flaky: flaky, store: store}
