@@ -45,7 +45,7 @@ func TestStreamStopsBeforeDeadline(t *testing.T) {
 	var records []events.DynamoDBEventRecord
 	for i, id := range links {
 		seed(t, e.store.MemoryStore, personalLink(id), authorised("c-"+id, "260"))
-		records = append(records, consentRecord(fmt.Sprint(i+1), "MODIFY", id, "c-"+id, string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)))
+		records = append(records, consentRecord(fmt.Sprint(i+1), "MODIFY", id, "c-"+id, klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised))
 	}
 	// Each Klavi call takes 10 s of a 24 s invocation: after two, 4 s are
 	// left, less than a record needs (MinCallTime 2 s + RecordReserve 3 s).

@@ -342,7 +342,7 @@ func loadHTTP(t *testing.T, name string) httpapi.Request {
 
 // consentImage is a consent item as the stream shows it; "" status means
 // no image.
-func consentImage(linkID, consentID, institution, status string) map[string]events.DynamoDBAttributeValue {
+func consentImage(linkID, consentID, institution string, status klavi.ConsentStatus) map[string]events.DynamoDBAttributeValue {
 	if status == "" {
 		return nil
 	}
@@ -354,7 +354,7 @@ func consentImage(linkID, consentID, institution, status string) map[string]even
 		"linkId":          s(linkID),
 		"consentId":       s(consentID),
 		"institutionCode": s(institution),
-		"status":          s(status),
+		"status":          s(string(status)),
 		"eventTime":       s("2026-11-24T12:01:58.412Z"),
 		"eventRank":       events.NewNumberAttribute("4"),
 	}
@@ -362,7 +362,7 @@ func consentImage(linkID, consentID, institution, status string) map[string]even
 
 // consentRecord is a stream record of a consent item going from oldStatus
 // to newStatus ("" for no image).
-func consentRecord(seq, eventName, linkID, consentID, oldStatus, newStatus string) events.DynamoDBEventRecord {
+func consentRecord(seq, eventName, linkID, consentID string, oldStatus, newStatus klavi.ConsentStatus) events.DynamoDBEventRecord {
 	return events.DynamoDBEventRecord{
 		EventID:        "id-" + seq,
 		EventName:      eventName,

@@ -32,7 +32,7 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	}
 	ctx := t.Context()
 	for _, c := range []struct{ link, consent string }{{"l-pf", "c-1"}, {"l-pf", "c-2"}, {"l-pj", "c-3"}} {
-		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", string(klavi.ConsentAuthorised))))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", klavi.ConsentAuthorised)))
 	}
 	req := loadHTTP(t, "create-link-reports.json")
 	for _, id := range []string{"l-pf", "l-pj", "missing"} {
@@ -44,7 +44,7 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	_, _ = e.api.Handle(ctx, req)
 	e.store.recordErr = nil
 	for _, id := range []string{"l-pf", "l-pj"} {
-		_, _ = e.h.Handle(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	}
 
 	logs := e.logs.String()

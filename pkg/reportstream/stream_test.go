@@ -113,19 +113,19 @@ func TestStreamIgnores(t *testing.T) {
 		"sk":   events.NewStringAttribute("#LINK"),
 		"type": events.NewStringAttribute("link"),
 	}
-	requestItem := consentRecord("11", "INSERT", "l-1", "c-1", "", string(klavi.ConsentAuthorised))
+	requestItem := consentRecord("11", "INSERT", "l-1", "c-1", "", klavi.ConsentAuthorised)
 	requestItem.Change.NewImage["type"] = events.NewStringAttribute("request")
-	wrongType := consentRecord("12", "INSERT", "l-1", "c-1", "", string(klavi.ConsentAuthorised))
+	wrongType := consentRecord("12", "INSERT", "l-1", "c-1", "", klavi.ConsentAuthorised)
 	wrongType.Change.NewImage["type"] = events.NewNumberAttribute("1")
 
 	ev := batch(
-		consentRecord("1", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), ""),
-		consentRecord("2", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)),
-		consentRecord("3", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)),
-		consentRecord("4", "INSERT", "l-1", "c-1", "", string(klavi.ConsentStarted)),
-		consentRecord("5", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentRevoked)),
-		consentRecord("6", "MODIFY", "l-1", "c-1", string(klavi.ConsentDeletedByUser), string(klavi.ConsentDeletedByUser)),
-		consentRecord("7", "UNKNOWN", "l-1", "c-1", "", string(klavi.ConsentAuthorised)),
+		consentRecord("1", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, ""),
+		consentRecord("2", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentAuthorised),
+		consentRecord("3", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentAuthorised),
+		consentRecord("4", "INSERT", "l-1", "c-1", "", klavi.ConsentStarted),
+		consentRecord("5", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentRevoked),
+		consentRecord("6", "MODIFY", "l-1", "c-1", klavi.ConsentDeletedByUser, klavi.ConsentDeletedByUser),
+		consentRecord("7", "UNKNOWN", "l-1", "c-1", "", klavi.ConsentAuthorised),
 		linkItem, requestItem, wrongType,
 	)
 	e := newEnv(t, nil)
@@ -169,8 +169,8 @@ func TestStreamAutoRequestOff(t *testing.T) {
 	seed(t, e.store.MemoryStore, personalLink("l-2"), authorised("c-3", "260"))
 
 	resp, err := e.h.Handle(t.Context(), batch(
-		consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "MODIFY", "l-2", "c-3", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "MODIFY", "l-2", "c-3", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
@@ -256,7 +256,7 @@ func TestStreamPurgeFailures(t *testing.T) {
 			key := reportstore.ReportKey("l-1", "pf_credit_card", "pr-1")
 			e.objects.keys[key] = true
 			e.objects.err, e.store.purgeErr = tc.objectsErr, tc.purgeErr
-			ev := batch(consentRecord("7", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)))
+			ev := batch(consentRecord("7", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser))
 
 			resp, err := e.h.Handle(t.Context(), ev)
 			if err != nil || !cmp.Equal(failedSeqs(resp), []string{"7"}) {
@@ -294,7 +294,7 @@ func TestStreamPurgeOrder(t *testing.T) {
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 	order := &orderStore{faultyStore: e.store, objects: e.objects}
 	h := New(reports.New(e.klavi, order, order, reports.Config{Now: e.clock.Now}), Config{AutoRequest: true})
-	resp, _ := h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+	resp, _ := h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures = %+v", resp.BatchItemFailures)
 	}
@@ -324,7 +324,7 @@ func (o *orderStore) DeletePrefix(ctx context.Context, prefix string) (int, erro
 
 func TestStreamPurgeUnknownLink(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, err := e.h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+	resp, err := e.h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
@@ -344,10 +344,10 @@ func TestStreamFailureKeepsLinkOrder(t *testing.T) {
 		return &klavi.ReportRequestAccepted{RequestID: "req-b"}, nil
 	}
 	resp, err := e.h.Handle(t.Context(), batch(
-		consentRecord("1", "MODIFY", "l-a", "c-a", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "MODIFY", "l-b", "c-b", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("3", "MODIFY", "l-a", "c-a", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)), // no-op
-		consentRecord("4", "MODIFY", "l-a", "c-a", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-a", "c-a", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "MODIFY", "l-b", "c-b", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("3", "MODIFY", "l-a", "c-a", klavi.ConsentAuthorised, klavi.ConsentAuthorised), // no-op
+		consentRecord("4", "MODIFY", "l-a", "c-a", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +421,7 @@ func TestStreamOutcomes(t *testing.T) {
 				linkID = "l-1"
 			}
 			resp, err := e.h.Handle(t.Context(), batch(
-				consentRecord("9", "MODIFY", linkID, "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised))))
+				consentRecord("9", "MODIFY", linkID, "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -442,9 +442,9 @@ func TestStreamCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	resp, err := e.h.Handle(ctx, batch(
-		consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), ""),
-		consentRecord("3", "MODIFY", "l-2", "c-2", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, ""),
+		consentRecord("3", "MODIFY", "l-2", "c-2", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil {
 		t.Fatal(err)
