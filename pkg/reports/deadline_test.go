@@ -10,6 +10,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
 // budgetCtx is an invocation context whose deadline stays left away from
@@ -41,7 +42,7 @@ func (c *budgetCtx) spend(d time.Duration) {
 // hookStore runs hooks around the fake store's reads and record writes
 // and counts the writes.
 type hookStore struct {
-	*faultyStore
+	*reportstest.Store
 	beforeGet    func(ctx context.Context)
 	beforeRecord func(ctx context.Context, attempt int) error
 
@@ -53,7 +54,7 @@ func (s *hookStore) GetLink(ctx context.Context, linkID string) (*linkstore.Link
 	if s.beforeGet != nil {
 		s.beforeGet(ctx)
 	}
-	return s.faultyStore.GetLink(ctx, linkID)
+	return s.Store.GetLink(ctx, linkID)
 }
 
 func (s *hookStore) RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error {
@@ -66,7 +67,7 @@ func (s *hookStore) RecordReportRequest(ctx context.Context, linkID string, r li
 			return err
 		}
 	}
-	return s.faultyStore.RecordReportRequest(ctx, linkID, r)
+	return s.Store.RecordReportRequest(ctx, linkID, r)
 }
 
 func (s *hookStore) recordCalls() int {
@@ -79,7 +80,7 @@ func (s *hookStore) recordCalls() int {
 func newHookedEnv(t *testing.T, mod func(*Config)) (*env, *hookStore) {
 	t.Helper()
 	e := newEnv(t, mod)
-	hs := &hookStore{faultyStore: e.store}
+	hs := &hookStore{Store: e.store}
 	e.h.store = hs
 	return e, hs
 }
@@ -160,9 +161,9 @@ func TestRequestForConsentCallEndsBeforeDeadline(t *testing.T) {
 		t.Fatalf("klavi calls = %d, want 1", len(calls))
 	}
 	// Half the reserve as slack for the time the handler itself took.
-	if !calls[0].hasDeadline || calls[0].deadline.After(deadline.Add(-reserve/2)) {
+	if !calls[0].HasDeadline || calls[0].Deadline.After(deadline.Add(-reserve/2)) {
 		t.Errorf("klavi call deadline = %v (set %v), want the reserve of %v kept before the invocation's %v",
-			calls[0].deadline, calls[0].hasDeadline, reserve, deadline)
+			calls[0].Deadline, calls[0].HasDeadline, reserve, deadline)
 	}
 }
 
@@ -172,7 +173,7 @@ func TestRecordLandsAfterInvocationEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	// Klavi accepts just as the invocation's context ends.
-	e.klavi.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		cancel()
 		return &klavi.ReportRequestAccepted{RequestID: "req-late"}, nil
 	}

@@ -50,7 +50,7 @@ func TestStreamStopsBeforeDeadline(t *testing.T) {
 	// Each Klavi call takes 10 s of a 24 s invocation: after two, 4 s are
 	// left, less than a record needs (MinCallTime 2 s + RecordReserve 3 s).
 	ctx := newBudgetCtx(t, 24*time.Second)
-	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		ctx.spend(10 * time.Second)
 		return &klavi.ReportRequestAccepted{RequestID: "req-" + r.LinkID}, nil
 	}
@@ -83,7 +83,7 @@ func TestStreamStopsBeforeDeadline(t *testing.T) {
 	}
 	var asked []string
 	for _, c := range e.klavi.Calls() {
-		asked = append(asked, c.req.LinkID)
+		asked = append(asked, c.Req.LinkID)
 	}
 	if diff := cmp.Diff(links, asked); diff != "" {
 		t.Errorf("klavi asked for (-want +got):\n%s", diff)
