@@ -13,32 +13,6 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
-// budgetCtx is an invocation context whose deadline stays left away from
-// the moment it is asked; spend shortens left, as a slow call would, so
-// that a test moves the deadline closer without waiting.
-type budgetCtx struct {
-	context.Context
-	mu   sync.Mutex
-	left time.Duration
-}
-
-func newBudgetCtx(t *testing.T, left time.Duration) *budgetCtx {
-	t.Helper()
-	return &budgetCtx{Context: t.Context(), left: left}
-}
-
-func (c *budgetCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.left), true
-}
-
-func (c *budgetCtx) spend(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.left -= d
-}
-
 // hookStore runs hooks around the fake store's reads and record writes
 // and counts the writes.
 type hookStore struct {
@@ -128,8 +102,8 @@ func TestRequestForConsentTooCloseToDeadline(t *testing.T) {
 func TestRequestForConsentDeadlineNearAfterClaim(t *testing.T) {
 	e, hs := newHookedEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	ctx := newBudgetCtx(t, 30*time.Second)
-	hs.beforeGet = func(context.Context) { ctx.spend(26 * time.Second) }
+	ctx := reportstest.NewBudgetCtx(t, 30*time.Second)
+	hs.beforeGet = func(context.Context) { ctx.Spend(26 * time.Second) }
 
 	_, err := e.h.RequestForConsent(ctx, "l-1", "c-1", linkstore.TriggerStream)
 	if !errors.Is(err, ErrDeadlineNear) || errors.Is(err, ErrPermanent) {

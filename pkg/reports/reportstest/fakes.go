@@ -1,7 +1,8 @@
 // Package reportstest offers fakes for tests of the report service
 // (package reports) and of its callers (the stream handler, the links API):
 // a Klavi that records report requests, a link store with errors injected
-// per method, a bucket of keys, and a settable clock.
+// per method, a bucket of keys, a settable clock and an invocation context
+// whose deadline a test moves.
 package reportstest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
@@ -194,4 +196,33 @@ func (o *Objects) Reset(keys ...string) {
 	for _, k := range keys {
 		o.keys[k] = true
 	}
+}
+
+// BudgetCtx is an invocation context whose deadline stays a fixed time
+// away from the moment it is asked; Spend shortens that time, as a slow
+// call would, so that a test moves the deadline closer without waiting.
+type BudgetCtx struct {
+	context.Context
+	mu   sync.Mutex
+	left time.Duration
+}
+
+// NewBudgetCtx returns a context under t's whose deadline is left away.
+func NewBudgetCtx(t testing.TB, left time.Duration) *BudgetCtx {
+	t.Helper()
+	return &BudgetCtx{Context: t.Context(), left: left}
+}
+
+// Deadline is left away from now.
+func (c *BudgetCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.left), true
+}
+
+// Spend takes d off the time left.
+func (c *BudgetCtx) Spend(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.left -= d
 }
