@@ -20,7 +20,7 @@
 //
 // The link store's change feed (linkstoretest.WithConsentChanges) stands in for
 // the table's DynamoDB stream: each consent write becomes the stream record
-// DynamoDB would carry (linkstore.StreamRecord), filtered as the template's
+// DynamoDB would carry (linkstoretest.StreamRecord), filtered as the template's
 // event source mapping filters, and goes to the report-request function's
 // stream handler (pkg/reportstream) in batches, with its retry rules. The token is renewed on
 // a ticker, as the token-refresh schedule does.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 // The stream settings of the deployed report-request function
@@ -58,7 +59,7 @@ func newChangeFeed(handle streamFunc, log *slog.Logger) *changeFeed {
 func (f *changeFeed) Add(linkID string, old, new *linkstore.Consent) {
 	f.mu.Lock()
 	f.seq++
-	rec := linkstore.StreamRecord(linkID, old, new, fmt.Sprintf("%021d", f.seq))
+	rec := linkstoretest.StreamRecord(linkID, old, new, fmt.Sprintf("%021d", f.seq))
 	rec.AWSRegion = "local"
 	rec.EventSourceArn = feedStreamARN
 	keep := passesFilter(rec)

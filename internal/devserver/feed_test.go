@@ -13,6 +13,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 func consent(id string, status klavi.ConsentStatus) *linkstore.Consent {
@@ -35,7 +36,7 @@ func TestPassesFilter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := passesFilter(linkstore.StreamRecord("L", tc.old, tc.new, "1")); got != tc.want {
+			if got := passesFilter(linkstoretest.StreamRecord("L", tc.old, tc.new, "1")); got != tc.want {
 				t.Errorf("passesFilter = %v, want %v", got, tc.want)
 			}
 		})

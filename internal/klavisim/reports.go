@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 // DefaultReportSize is the approximate body size of a product report when
@@ -21,8 +21,8 @@ const DefaultReportSize = 8 << 10
 // milliseconds, as in the reference's example.
 const reportTimeLayout = "2006-01-02T15:04:05"
 
-// syntheticOverhead is about what klavireport.Synthetic spends outside its
-// checkingAccounts array (its own envelope), measured; only used to aim
+// syntheticOverhead is about what klavireporttest.Synthetic spends outside
+// its checkingAccounts array (its own envelope), measured; only used to aim
 // at the requested size.
 const syntheticOverhead = 1470
 
@@ -204,7 +204,7 @@ func (s *Simulator) reportURL(rr *ReportRequest, l *Link, product string) string
 }
 
 // buildReport writes a product report in Klavi's common format,
-// pretty-printed like klavireport.Synthetic, with the product data last
+// pretty-printed like klavireporttest.Synthetic, with the product data last
 // but for externalInfo.
 //
 // Business reports carry the CNPJ as "enquiryCnpj": the reference only
@@ -321,7 +321,7 @@ func productKey(product string) (string, dataKind) {
 // report (accounts with their transactionDetails), about budget bytes. It
 // is already indented as a top-level member.
 func accountData(budget int, seed int64, product, institution string) []byte {
-	body := klavireport.SyntheticWith(klavireport.SyntheticOptions{
+	body := klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 		Size:            budget + syntheticOverhead,
 		Seed:            seed,
 		ProductName:     product,

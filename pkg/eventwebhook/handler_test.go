@@ -18,7 +18,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -56,7 +56,7 @@ type env struct {
 	h       *Handler
 	store   linkReader
 	logs    *bytes.Buffer
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 }
 
 func newEnv(t *testing.T, opts ...func(*Config)) *env {
@@ -67,11 +67,11 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 func newEnvWith(t *testing.T, store linkReader, opts ...func(*Config)) *env {
 	t.Helper()
 	logs := &bytes.Buffer{}
-	rec := metrics.NewCapture("event-webhook")
+	rec := metricstest.NewCapture("event-webhook")
 	cfg := Config{
 		Verifier: webhooksig.Verifier{Now: func() time.Time { return now }},
 		Logger:   slog.New(slog.NewJSONHandler(logs, nil)),
-		Metrics:  rec,
+		Metrics:  rec.Recorder,
 		Now:      func() time.Time { return now },
 	}
 	for _, o := range opts {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 const (
@@ -129,7 +130,7 @@ func sorted(s []string) []string {
 
 func consentRecord(t *testing.T, old, new *linkstore.Consent, seq string) events.DynamoDBEventRecord {
 	t.Helper()
-	return linkstore.StreamRecord("link-1", old, new, seq)
+	return linkstoretest.StreamRecord("link-1", old, new, seq)
 }
 
 func TestMapConsentChanges(t *testing.T) {

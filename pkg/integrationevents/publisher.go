@@ -44,7 +44,7 @@ type Config struct {
 	ReportsBucket string // named in Report Stored
 	Reserve       time.Duration
 	Logger        *slog.Logger
-	Metrics       *metrics.Recorder
+	Metrics       *metrics.Recorder // nil records nothing
 }
 
 // Publisher publishes the integration events of the links table's stream.
@@ -73,9 +73,6 @@ func New(bus eventPutter, links externalInfoReader, cfg Config) (*Publisher, err
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.metric == nil {
-		p.metric = metrics.NewCapture("integration-events")
 	}
 	return p, nil
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 )
 
 // fakeBus records PutEvents calls; reject decides each entry's fate and
@@ -92,10 +92,10 @@ func (f *fakeLinks) ExternalInfo(_ context.Context, linkID string) (json.RawMess
 	return nil, fmt.Errorf("external info of %s: %w", linkID, linkstore.ErrNotFound)
 }
 
-func newPublisher(t *testing.T, bus *fakeBus, links *fakeLinks) (*Publisher, *metrics.Recorder) {
+func newPublisher(t *testing.T, bus *fakeBus, links *fakeLinks) (*Publisher, *metricstest.Capture) {
 	t.Helper()
-	m := metrics.NewCapture("integration-events")
-	p, err := New(bus, links, Config{EventBusName: "bus", ReportsBucket: "bucket", Metrics: m})
+	m := metricstest.NewCapture("integration-events")
+	p, err := New(bus, links, Config{EventBusName: "bus", ReportsBucket: "bucket", Metrics: m.Recorder})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/jsonscan"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 // report is a 5 MB pretty-printed report as it arrives inside a Lambda
 // event: one JSON string, with an escape every ten bytes or so.
 func report(b *testing.B) (body, quoted []byte) {
-	body = klavireport.Synthetic(5<<20, 42, "")
+	body = klavireporttest.Synthetic(5<<20, 42, "")
 	quoted, err := json.Marshal(string(body))
 	if err != nil {
 		b.Fatal(err)

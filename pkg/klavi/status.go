@@ -64,6 +64,11 @@ func (s ConsentStatus) Rank() int {
 // Known reports whether s is one of the statuses above, spelled exactly.
 func (s ConsentStatus) Known() bool { return s.Rank() > 0 }
 
+// Pending reports whether the consent may still become authorised: it is
+// STARTED or AWAITING_* (AWAITING_LGPD_AUTHORISATION included). An unknown
+// status is not pending, as it is not ended.
+func (s ConsentStatus) Pending() bool { return s.Known() && s.Rank() < ConsentAuthorised.Rank() }
+
 // Ended reports whether the consent is over: it failed (ERROR, REJECTED,
 // EXPIRED), was revoked or was deleted by the user. STARTED, AWAITING_*,
 // AUTHORISED and unknown statuses have not ended.

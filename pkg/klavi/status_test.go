@@ -63,24 +63,28 @@ func TestRankCasingAndUnknown(t *testing.T) {
 	}
 }
 
-func TestEndedAndFinal(t *testing.T) {
+func TestPendingEndedAndFinal(t *testing.T) {
 	tests := []struct {
-		status       ConsentStatus
-		ended, final bool
+		status                ConsentStatus
+		pending, ended, final bool
 	}{
-		{ConsentStarted, false, false},
-		{ConsentAwaitingAuthorisation, false, false},
-		{ConsentAwaitingLGPDAuthorisation, false, false},
-		{ConsentAuthorised, false, false},
-		{ConsentError, true, false},
-		{ConsentRejected, true, false},
-		{ConsentExpired, true, false},
-		{ConsentRevoked, true, false},
-		{ConsentDeletedByUser, true, true},
-		{"PENDING", false, false},
-		{"", false, false},
+		{ConsentStarted, true, false, false},
+		{ConsentAwaitingAuthorisation, true, false, false},
+		{ConsentAwaitingLGPDAuthorisation, true, false, false},
+		{ConsentAuthorised, false, false, false},
+		{ConsentError, false, true, false},
+		{ConsentRejected, false, true, false},
+		{ConsentExpired, false, true, false},
+		{ConsentRevoked, false, true, false},
+		{ConsentDeletedByUser, false, true, true},
+		{"PENDING", false, false, false},
+		{"started", false, false, false},
+		{"", false, false, false},
 	}
 	for _, tc := range tests {
+		if got := tc.status.Pending(); got != tc.pending {
+			t.Errorf("%q.Pending() = %t, want %t", tc.status, got, tc.pending)
+		}
 		if got := tc.status.Ended(); got != tc.ended {
 			t.Errorf("%q.Ended() = %t, want %t", tc.status, got, tc.ended)
 		}

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 // BenchmarkParseEnvelope5MB measures reading the envelope of a 5 MB
 // pretty-printed report, whose externalInfo sits after the product data.
 func BenchmarkParseEnvelope5MB(b *testing.B) {
-	body := klavireport.Synthetic(5<<20, 1, "")
+	body := klavireporttest.Synthetic(5<<20, 1, "")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -27,7 +28,7 @@ func BenchmarkParseEnvelope5MB(b *testing.B) {
 // copies the body through the decoder's buffer and allocates every string
 // and number token it skips.
 func BenchmarkParseEnvelopeDecoderWalk5MB(b *testing.B) {
-	body := klavireport.Synthetic(5<<20, 1, "")
+	body := klavireporttest.Synthetic(5<<20, 1, "")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 const cpf = "52998224725" // a CPF with valid check digits
@@ -208,7 +209,7 @@ func checkErrorText(t *testing.T, err error) {
 }
 
 func TestParseEnvelopeSynthetic(t *testing.T) {
-	body := klavireport.SyntheticWith(klavireport.SyntheticOptions{
+	body := klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 		Size: 200 << 10, Seed: 3, ProductName: "pf_checking_account",
 		RequestID: "req-1", ProductReportID: "rep-1", LinkID: "link-1",
 		EnquiryCPF: cpf, Code: 204, ExternalInfo: json.RawMessage(`{"a":"b"}`),
@@ -239,7 +240,7 @@ func TestParseEnvelopeSynthetic(t *testing.T) {
 // -race and is still far above the limit a copy would break;
 // BenchmarkParseEnvelope5MB measures the 5 MB case.
 func TestParseEnvelopeAllocation(t *testing.T) {
-	body := klavireport.Synthetic(1<<20, 1, "")
+	body := klavireporttest.Synthetic(1<<20, 1, "")
 	if _, err := klavireport.ParseEnvelope(body); err != nil {
 		t.Fatalf("ParseEnvelope() error = %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 // FuzzParseEnvelope holds the one-pass envelope reader to encoding/json
@@ -21,7 +22,7 @@ import (
 // carries input, and that the input is never modified. The seed corpus is
 // in testdata/fuzz/FuzzParseEnvelope.
 func FuzzParseEnvelope(f *testing.F) {
-	f.Add(klavireport.Synthetic(4<<10, 1, "pf_credit_card"))
+	f.Add(klavireporttest.Synthetic(4<<10, 1, "pf_credit_card"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orig := bytes.Clone(body)
 		env, err := klavireport.ParseEnvelope(body)

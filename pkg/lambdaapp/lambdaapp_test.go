@@ -15,12 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 )
 
 func TestObserveKlaviRecordsOutcomeAndLatency(t *testing.T) {
-	rec := metrics.NewCapture("test")
-	a := &App{Metrics: rec}
+	rec := metricstest.NewCapture("test")
+	a := &App{Metrics: rec.Recorder}
 	a.observeKlavi(klavi.Call{Endpoint: "POST /data/v1/links", Status: 200, Duration: 40 * time.Millisecond})
 	a.observeKlavi(klavi.Call{Endpoint: "POST /data/v1/links", Status: 503, Duration: time.Millisecond})
 	a.observeKlavi(klavi.Call{Endpoint: "POST /data/v1/auth", Status: 0})

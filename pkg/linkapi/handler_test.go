@@ -20,7 +20,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 )
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -51,16 +51,16 @@ type env struct {
 	k     *fakeKlavi
 	store *linkstoretest.MemoryStore
 	logs  *bytes.Buffer
-	rec   *metrics.Recorder
+	rec   *metricstest.Capture
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{k: &fakeKlavi{}, store: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("create-link")}
+	e := &env{k: &fakeKlavi{}, store: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metricstest.NewCapture("create-link")}
 	e.h = New(e.k, e.store, nil, Config{
 		AllowedRedirectHosts: []string{"app.example.com", "*.example.org"},
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Metrics:              e.rec,
+		Metrics:              e.rec.Recorder,
 		Now:                  func() time.Time { return now },
 	})
 	return e

@@ -2,11 +2,8 @@ package linkapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
+
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
@@ -39,149 +39,15 @@ const (
 
 var testStart = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: testStart} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// klaviCall is one call the fake Klavi received.
-type klaviCall struct {
-	kind        klavi.TaxIDKind
-	req         klavi.InstitutionDataRequest
-	hasDeadline bool
-	deadline    time.Time
-}
-
-// reportKlavi records report requests. answer, when set, decides the outcome
-// of call n (from 1); otherwise every call is accepted as "req-<n>".
-type reportKlavi struct {
-	mu     sync.Mutex
-	calls  []klaviCall
-	answer func(n int, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error)
-}
-
-func (f *reportKlavi) RequestInstitutionData(ctx context.Context, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
-	dl, ok := ctx.Deadline()
-	f.mu.Lock()
-	f.calls = append(f.calls, klaviCall{kind: kind, req: r, hasDeadline: ok, deadline: dl})
-	n := len(f.calls)
-	answer := f.answer
-	f.mu.Unlock()
-	if answer != nil {
-		return answer(n, kind, r)
-	}
-	return &klavi.ReportRequestAccepted{RequestID: fmt.Sprintf("req-%d", n), Message: "ok"}, nil
-}
-
-func (f *reportKlavi) Calls() []klaviCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]klaviCall(nil), f.calls...)
-}
-
-// failWith makes every call fail with err.
-func (f *reportKlavi) failWith(err error) {
-	f.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
-		return nil, err
-	}
-}
-
-// apiError builds the error the Klavi client returns for an HTTP answer.
-func apiError(status, code int) error {
-	return &klavi.APIError{HTTPStatus: status, StatusCode: code, Endpoint: "POST /data/v1/personal/institution-data"}
-}
-
-// faultyStore is the memory store with errors injected per method.
-type faultyStore struct {
-	*linkstoretest.MemoryStore
-	claimErr, getErr, recordErr, purgeErr error
-}
-
-func (s *faultyStore) ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
-	if s.claimErr != nil {
-		return s.claimErr
-	}
-	return s.MemoryStore.ClaimAutoRequest(ctx, linkID, consentID, lease, now)
-}
-
-func (s *faultyStore) GetLink(ctx context.Context, linkID string) (*linkstore.Link, error) {
-	if s.getErr != nil {
-		return nil, s.getErr
-	}
-	return s.MemoryStore.GetLink(ctx, linkID)
-}
-
-func (s *faultyStore) RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error {
-	if s.recordErr != nil {
-		return s.recordErr
-	}
-	return s.MemoryStore.RecordReportRequest(ctx, linkID, r)
-}
-
-func (s *faultyStore) Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
-	if s.purgeErr != nil {
-		return nil, s.purgeErr
-	}
-	return s.MemoryStore.Purge(ctx, linkID, now)
-}
-
-// fakeObjects is a bucket of keys.
-type fakeObjects struct {
-	mu       sync.Mutex
-	keys     map[string]bool
-	prefixes []string // of every DeletePrefix call
-	err      error
-}
-
-func newObjects(keys ...string) *fakeObjects {
-	o := &fakeObjects{keys: map[string]bool{}}
-	for _, k := range keys {
-		o.keys[k] = true
-	}
-	return o
-}
-
-func (o *fakeObjects) DeletePrefix(_ context.Context, prefix string) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.prefixes = append(o.prefixes, prefix)
-	if o.err != nil {
-		return 0, o.err
-	}
-	n := 0
-	for k := range o.keys {
-		if strings.HasPrefix(k, prefix) {
-			delete(o.keys, k)
-			n++
-		}
-	}
-	return n, nil
-}
-
 // reportsEnv is the links API over the report service, over fakes.
 type reportsEnv struct {
 	h       *Handler
 	svc     *reports.Service
-	klavi   *reportKlavi
-	store   *faultyStore
-	objects *fakeObjects
-	clock   *clock
-	metrics *metrics.Recorder
+	klavi   *reportstest.Klavi
+	store   *reportstest.Store
+	objects *reportstest.Objects
+	clock   *reportstest.Clock
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 }
 
@@ -190,17 +56,17 @@ type reportsEnv struct {
 func newReportsEnv(t *testing.T, mod func(*reports.Config)) *reportsEnv {
 	t.Helper()
 	e := &reportsEnv{
-		klavi:   &reportKlavi{},
-		clock:   newClock(),
-		objects: newObjects(),
-		metrics: metrics.NewCapture("report-request"),
+		klavi:   &reportstest.Klavi{},
+		clock:   reportstest.NewClock(testStart),
+		objects: reportstest.NewObjects(),
+		metrics: metricstest.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
-	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
+	e.store = &reportstest.Store{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := reports.Config{
 		Logger:  logger,
-		Metrics: e.metrics,
+		Metrics: e.metrics.Recorder,
 		Now:     e.clock.Now,
 		// Record retries need no real pause against an in-memory store.
 		RecordBackoff: time.Millisecond,
@@ -209,7 +75,7 @@ func newReportsEnv(t *testing.T, mod func(*reports.Config)) *reportsEnv {
 		mod(&cfg)
 	}
 	e.svc = reports.New(e.klavi, e.store, e.objects, cfg)
-	e.h = New(nil, e.store, e.svc, Config{Logger: logger, Metrics: e.metrics, Now: e.clock.Now})
+	e.h = New(nil, e.store, e.svc, Config{Logger: logger, Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	return e
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
 // seedFixtureLink stores the fixture's link with two AUTHORISED consents
@@ -71,8 +72,8 @@ func TestReportsFixture(t *testing.T) {
 		t.Fatalf("klavi calls = %d, want 2", len(calls))
 	}
 	for i, c := range calls {
-		if c.kind != klavi.Personal || !cmp.Equal(c.req.Products, products) || c.req.TaxID != testCPF ||
-			!cmp.Equal(c.req.ProductsCallbackURL, map[string]string{"all": testWebhookURL}) {
+		if c.Kind != klavi.Personal || !cmp.Equal(c.Req.Products, products) || c.Req.TaxID != testCPF ||
+			!cmp.Equal(c.Req.ProductsCallbackURL, map[string]string{"all": testWebhookURL}) {
 			t.Errorf("klavi call %d = %+v", i, c)
 		}
 	}
@@ -111,8 +112,8 @@ func TestReportsManualNotDeduplicated(t *testing.T) {
 	if len(calls) != 2 {
 		t.Fatalf("klavi calls = %d, want 2", len(calls))
 	}
-	if !cmp.Equal(calls[0].req.Products, []string{"pf_balance"}) {
-		t.Errorf("products = %q, want the configured ones", calls[0].req.Products)
+	if !cmp.Equal(calls[0].Req.Products, []string{"pf_balance"}) {
+		t.Errorf("products = %q, want the configured ones", calls[0].Req.Products)
 	}
 	if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 2 {
 		t.Errorf("recorded requests = %d, want 2", n)
@@ -190,7 +191,7 @@ func TestReportsBodies(t *testing.T) {
 				return
 			}
 			calls := e.klavi.Calls()
-			if len(calls) != 1 || !cmp.Equal(calls[0].req.Products, tc.wantProducts) {
+			if len(calls) != 1 || !cmp.Equal(calls[0].Req.Products, tc.wantProducts) {
 				t.Errorf("klavi calls = %+v, want one with products %q", calls, tc.wantProducts)
 			}
 		})
@@ -252,7 +253,7 @@ func TestReportsLinkStates(t *testing.T) {
 		{
 			name: "store unavailable",
 			setup: func(_ *testing.T, e *reportsEnv) {
-				e.store.getErr = errors.New("dynamodb: throttled")
+				e.store.GetErr = errors.New("dynamodb: throttled")
 			},
 			wantStatus: 503, wantCode: "storage_unavailable",
 		},
@@ -332,14 +333,14 @@ func TestReportsKlaviFailures(t *testing.T) {
 		wantStatus int
 		wantCode   string
 	}{
-		{"consent no longer authorised", apiError(416, 4001), 409, "consent_not_authorised"},
-		{"invalid product", apiError(416, 4002), 400, "klavi_rejected_products"},
-		{"no products", apiError(416, 4005), 400, "klavi_rejected_products"},
-		{"invalid callback", apiError(416, 4006), 502, "klavi_error"},
-		{"bad request", apiError(400, 400), 502, "klavi_error"},
-		{"rate limited", apiError(429, 429), 503, "klavi_busy"},
-		{"server error", apiError(500, 500), 502, "klavi_error"},
-		{"unavailable", apiError(503, 503), 502, "klavi_error"},
+		{"consent no longer authorised", reportstest.APIError(416, 4001), 409, "consent_not_authorised"},
+		{"invalid product", reportstest.APIError(416, 4002), 400, "klavi_rejected_products"},
+		{"no products", reportstest.APIError(416, 4005), 400, "klavi_rejected_products"},
+		{"invalid callback", reportstest.APIError(416, 4006), 502, "klavi_error"},
+		{"bad request", reportstest.APIError(400, 400), 502, "klavi_error"},
+		{"rate limited", reportstest.APIError(429, 429), 503, "klavi_busy"},
+		{"server error", reportstest.APIError(500, 500), 502, "klavi_error"},
+		{"unavailable", reportstest.APIError(503, 503), 502, "klavi_error"},
 		{"network", errors.New("dial tcp: connection refused"), 503, "klavi_unavailable"},
 		{"token source", errors.New("secretsmanager: access denied"), 503, "klavi_unavailable"},
 	}
@@ -347,7 +348,7 @@ func TestReportsKlaviFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			e.klavi.failWith(tc.err)
+			e.klavi.FailWith(tc.err)
 			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
@@ -365,9 +366,9 @@ func TestReportsKlaviFailures(t *testing.T) {
 func TestReportsPartialFailure(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
-	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if r.InstitutionCode == "341" {
-			return nil, apiError(416, 4001)
+			return nil, reportstest.APIError(416, 4001)
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-260"}, nil
 	}
@@ -390,11 +391,11 @@ func TestReportsPartialFailure(t *testing.T) {
 func TestReportsAllFailPrefersRetryable(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
-	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if r.InstitutionCode == "260" {
-			return nil, apiError(416, 4001)
+			return nil, reportstest.APIError(416, 4001)
 		}
-		return nil, apiError(429, 429)
+		return nil, reportstest.APIError(429, 429)
 	}
 	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, resp) != "klavi_busy" {
@@ -405,7 +406,7 @@ func TestReportsAllFailPrefersRetryable(t *testing.T) {
 func TestReportsRecordFailsAfterKlaviAccepted(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-	e.store.recordErr = errors.New("dynamodb: throttled")
+	e.store.RecordErr = errors.New("dynamodb: throttled")
 	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202: Klavi took the request", resp.StatusCode, resp.Body)
@@ -445,7 +446,7 @@ func TestReportsWebhookURL(t *testing.T) {
 			if resp.StatusCode != http.StatusAccepted {
 				t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 			}
-			if got := e.klavi.Calls()[0].req.ProductsCallbackURL; !cmp.Equal(got, map[string]string{"all": tc.want}) {
+			if got := e.klavi.Calls()[0].Req.ProductsCallbackURL; !cmp.Equal(got, map[string]string{"all": tc.want}) {
 				t.Errorf("productsCallbackURL = %v, want all -> %s", got, tc.want)
 			}
 		})
@@ -463,8 +464,8 @@ func TestReportsBusinessLink(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 	}
-	if c := e.klavi.Calls()[0]; c.kind != klavi.Business || c.req.TaxID != testCNPJ {
-		t.Errorf("klavi call kind %q, tax id matches %v; want business with the CNPJ", c.kind, c.req.TaxID == testCNPJ)
+	if c := e.klavi.Calls()[0]; c.Kind != klavi.Business || c.Req.TaxID != testCNPJ {
+		t.Errorf("klavi call kind %q, tax id matches %v; want business with the CNPJ", c.Kind, c.Req.TaxID == testCNPJ)
 	}
 	checkNoTaxID(t, "response", resp.Body)
 	checkNoTaxID(t, "logs", e.logs.String())

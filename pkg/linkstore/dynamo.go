@@ -58,7 +58,7 @@ func (s *DynamoStore) CreateLink(ctx context.Context, l Link) error {
 	if l.LinkID == "" {
 		return fmt.Errorf("create link: %w", ErrEmptyID)
 	}
-	l = l.withDefaults(s.opts.now())
+	l = l.WithDefaults(s.opts.now())
 	u := newUpdate()
 	u.set(attrType, str(ItemTypeLink))
 	u.set(attrLinkID, str(l.LinkID))
@@ -148,7 +148,7 @@ func (s *DynamoStore) partition(ctx context.Context, linkID string) ([]item, err
 // to an older state. A stale or purged outcome costs a second call, which
 // records the marker alone so that a redelivery is a duplicate.
 func (s *DynamoStore) ApplyEvent(ctx context.Context, e EventChange) (Outcome, error) {
-	e = e.normalized(s.opts.now)
+	e = e.Normalized(s.opts.now)
 	if e.EventID == "" {
 		return "", fmt.Errorf("apply event: %w", ErrEmptyID)
 	}
@@ -172,7 +172,7 @@ func (s *DynamoStore) applyEvent(ctx context.Context, e EventChange) (Outcome, e
 	// Order matters for reading the cancellation reasons below.
 	const markerAt, linkAt, consentAt = 0, 1, 2
 	tx := []types.TransactWriteItem{{Put: marker}, {Update: s.eventLinkUpdate(e)}}
-	if e.isConsentChange() {
+	if e.IsConsentChange() {
 		tx = append(tx, types.TransactWriteItem{Update: s.eventConsentUpdate(e)})
 	}
 	reasons, err := s.transact(ctx, tx)
@@ -185,7 +185,7 @@ func (s *DynamoStore) applyEvent(ctx context.Context, e EventChange) (Outcome, e
 		return s.recordOnly(ctx, marker, Recorded)
 	case failed(reasons, consentAt):
 		return s.recordOnly(ctx, marker, Stale)
-	case e.isConsentChange() || e.DeletesLink():
+	case e.IsConsentChange() || e.DeletesLink():
 		return Applied, nil
 	default:
 		return Recorded, nil
@@ -238,7 +238,7 @@ func (s *DynamoStore) eventLinkUpdate(e EventChange) *types.Update {
 		u.set(attrAttn, str(string(PendingWorkDue)))
 		u.set(attrAttnDue, timeValue(e.ReceivedAt))
 	}
-	if e.isConsentChange() && e.ConsentStatus == klavi.ConsentAuthorised {
+	if e.IsConsentChange() && e.ConsentStatus == klavi.ConsentAuthorised {
 		u.set(attrAttn, str(string(AwaitingReports)))
 		u.set(attrAttnDue, timeValue(e.ReceivedAt.Add(s.opts.reportGrace)))
 	}

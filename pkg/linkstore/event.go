@@ -64,9 +64,11 @@ const (
 	MinEventTTL     = 30 * 24 * time.Hour
 )
 
-// normalized is the event as both stores apply it: times in storage
-// precision, status upper-cased, defaults filled in.
-func (e EventChange) normalized(now func() time.Time) EventChange {
+// Normalized is the event as a store applies it: times in storage
+// precision, status upper-cased, defaults filled in. DynamoStore and
+// linkstoretest.MemoryStore both start an ApplyEvent with it, so the
+// defaults have one home.
+func (e EventChange) Normalized(now func() time.Time) EventChange {
 	if e.ReceivedAt.IsZero() {
 		e.ReceivedAt = now()
 	}
@@ -82,16 +84,17 @@ func (e EventChange) normalized(now func() time.Time) EventChange {
 	return e
 }
 
-// isConsentChange reports whether the event sets a consent's status. A
+// IsConsentChange reports whether the event sets a consent's status. A
 // consent event that names no link or no consent cannot be placed and is
 // only recorded.
-func (e EventChange) isConsentChange() bool {
+func (e EventChange) IsConsentChange() bool {
 	return e.ConsentStatus != "" && e.LinkID != "" && e.ConsentID != ""
 }
 
-// withDefaults fills in what CreateLink defaults and puts times in storage
-// precision; parts are not stored by CreateLink and are dropped.
-func (l Link) withDefaults(now time.Time) Link {
+// WithDefaults fills in what CreateLink defaults and puts times in storage
+// precision; parts are not stored by CreateLink and are dropped. Both
+// DynamoStore and linkstoretest.MemoryStore start a CreateLink with it.
+func (l Link) WithDefaults(now time.Time) Link {
 	l.TaxIDType = normalizeTaxIDType(l.TaxIDType)
 	if l.Origin == "" {
 		l.Origin = OriginAPI

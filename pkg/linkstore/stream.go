@@ -2,7 +2,6 @@ package linkstore
 
 import (
 	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -39,49 +38,14 @@ func streamString(img map[string]events.DynamoDBAttributeValue, name string) str
 	return v.String()
 }
 
-// StreamRecord returns the DynamoDB stream record (NEW_AND_OLD_IMAGES) that
-// DynamoStore's table would carry for a write of one consent: INSERT when
-// old is nil, REMOVE when new is nil, MODIFY otherwise. The images hold the
-// consent item's attributes exactly as DynamoStore writes them, so
-// ConsentFromStreamImage reads them back. seq becomes the record's sequence
-// number and event id. With both old and new nil the record has no images
-// and no event name; stream consumers ignore it.
-//
-// Local runs feed linkstoretest.MemoryStore's consent changes
-// (linkstoretest.WithConsentChanges) through it to the same stream handler
-// a deployed table triggers.
-func StreamRecord(linkID string, old, new *Consent, seq string) events.DynamoDBEventRecord {
-	rec := events.DynamoDBEventRecord{
-		EventID:      seq,
-		EventVersion: "1.1",
-		EventSource:  "aws:dynamodb",
-		Change: events.DynamoDBStreamRecord{
-			SequenceNumber: seq,
-			StreamViewType: string(events.DynamoDBStreamViewTypeNewAndOldImages),
-		},
-	}
-	var written *Consent // the image that names the item
-	switch {
-	case old == nil && new == nil:
-		return rec
-	case old == nil:
-		rec.EventName, written = string(events.DynamoDBOperationTypeInsert), new
-	case new == nil:
-		rec.EventName, written = string(events.DynamoDBOperationTypeRemove), old
-	default:
-		rec.EventName, written = string(events.DynamoDBOperationTypeModify), new
-	}
-	rec.Change.Keys = itemImage(consentKey(linkID, written.ConsentID))
-	if old != nil {
-		rec.Change.OldImage = itemImage(encodeConsent(linkID, *old))
-	}
-	if new != nil {
-		rec.Change.NewImage = itemImage(encodeConsent(linkID, *new))
-	}
-	if !written.UpdatedAt.IsZero() {
-		rec.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: written.UpdatedAt.UTC().Truncate(time.Second)}
-	}
-	return rec
+// ConsentStreamImage is the stream image (NewImage or OldImage) of the
+// consent item DynamoStore leaves after writing c: the inverse of
+// ConsentFromStreamImage. Nothing deployed needs it, since DynamoDB makes the
+// images; it lives here, beside the item layout it must follow, so that
+// linkstoretest.StreamRecord can feed local runs and tests the records a
+// deployed table would carry without a second copy of that layout.
+func ConsentStreamImage(linkID string, c Consent) map[string]events.DynamoDBAttributeValue {
+	return itemImage(encodeConsent(linkID, c))
 }
 
 // encodeConsent is the consent item as DynamoStore leaves it: ApplyEvent

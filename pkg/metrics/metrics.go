@@ -29,31 +29,16 @@ const (
 // Recorder emits EMF records. The zero value and a nil *Recorder discard
 // everything, so code under test needs no metrics plumbing.
 type Recorder struct {
-	mu       sync.Mutex
-	w        io.Writer
-	service  string
-	now      func() time.Time
-	captured []Point // only when capturing (tests)
-	capture  bool
-}
-
-// Point is one recorded measurement, as a test sees it.
-type Point struct {
-	Name       string
-	Value      float64
-	Unit       string
-	Dimensions map[string]string
+	mu      sync.Mutex
+	w       io.Writer
+	service string
+	now     func() time.Time
 }
 
 // New returns a Recorder writing EMF lines to w (os.Stdout in Lambda). service
 // becomes the "Service" dimension of every metric (the function name).
 func New(w io.Writer, service string) *Recorder {
 	return &Recorder{w: w, service: service, now: time.Now}
-}
-
-// NewCapture returns a Recorder that keeps points in memory for tests.
-func NewCapture(service string) *Recorder {
-	return &Recorder{service: service, now: time.Now, capture: true}
 }
 
 // Count records n occurrences of name.
@@ -64,7 +49,7 @@ func (r *Recorder) Count(name string, n int, dims ...string) {
 // Put records one value. dims are key, value pairs; an odd trailing key is
 // ignored.
 func (r *Recorder) Put(name string, value float64, unit string, dims ...string) {
-	if r == nil || (r.w == nil && !r.capture) {
+	if r == nil || r.w == nil {
 		return
 	}
 	d := map[string]string{"Service": r.service}
@@ -73,42 +58,7 @@ func (r *Recorder) Put(name string, value float64, unit string, dims ...string) 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.capture {
-		r.captured = append(r.captured, Point{Name: name, Value: value, Unit: unit, Dimensions: d})
-		return
-	}
 	_, _ = r.w.Write(encode(r.now(), name, value, unit, d))
-}
-
-// Points returns what a capturing Recorder recorded.
-func (r *Recorder) Points() []Point {
-	if r == nil {
-		return nil
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.captured)
-}
-
-// Sum adds the values recorded for name whose dimensions include want.
-func (r *Recorder) Sum(name string, want map[string]string) float64 {
-	var total float64
-	for _, p := range r.Points() {
-		if p.Name != name {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			if p.Dimensions[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			total += p.Value
-		}
-	}
-	return total
 }
 
 func encode(at time.Time, name string, value float64, unit string, dims map[string]string) []byte {

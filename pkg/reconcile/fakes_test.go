@@ -15,7 +15,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 )
 
 // Tax ids valid by their check digits. They must never show in a log line.
@@ -204,14 +204,14 @@ type env struct {
 	store   *faultyStore
 	klavi   *fakeKlavi
 	req     *fakeRequester
-	metrics *metrics.Recorder
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 	cfg     Config
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{now: t0, klavi: &fakeKlavi{}, metrics: metrics.NewCapture("reconcile"), logs: &syncBuffer{}}
+	e := &env{now: t0, klavi: &fakeKlavi{}, metrics: metricstest.NewCapture("reconcile"), logs: &syncBuffer{}}
 	e.mem = linkstoretest.NewMemory(linkstoretest.WithClock(e.clock))
 	e.store = &faultyStore{MemoryStore: e.mem}
 	e.req = &fakeRequester{store: e.mem, now: e.clock}
@@ -220,7 +220,7 @@ func newEnv(t *testing.T) *env {
 		AutoRequest:    true,
 		Now:            e.clock,
 		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:        e.metrics,
+		Metrics:        e.metrics.Recorder,
 	}
 	t.Cleanup(func() {
 		for _, secret := range []string{cpfA, cpfB, cnpj} {
@@ -258,12 +258,12 @@ func (e *env) createLink(t *testing.T, id string, kind linkstore.TaxIDType, taxI
 }
 
 // event applies a webhook consent event received at.
-func (e *env) event(t *testing.T, linkID, consentID, status string, at time.Time) {
+func (e *env) event(t *testing.T, linkID, consentID string, status klavi.ConsentStatus, at time.Time) {
 	t.Helper()
 	_, err := e.mem.ApplyEvent(t.Context(), linkstore.EventChange{
-		EventID: "evt-" + consentID + "-" + status, EventName: "consent_" + strings.ToLower(status),
+		EventID: "evt-" + consentID + "-" + string(status), EventName: "consent_" + strings.ToLower(string(status)),
 		EventTime: at, ReceivedAt: at, LinkID: linkID, ConsentID: consentID,
-		InstitutionCode: "001", ConsentStatus: klavi.ConsentStatus(status),
+		InstitutionCode: "001", ConsentStatus: status,
 	})
 	if err != nil {
 		t.Fatalf("apply event: %v", err)
@@ -322,7 +322,7 @@ func (e *env) link(t *testing.T, id string) *linkstore.Link {
 
 // consentView is what a test checks of a stored consent.
 type consentView struct {
-	Status    string
+	Status    klavi.ConsentStatus
 	RequestID string
 }
 
@@ -330,7 +330,7 @@ func (e *env) consents(t *testing.T, id string) map[string]consentView {
 	t.Helper()
 	out := map[string]consentView{}
 	for _, c := range e.link(t, id).Consents {
-		out[c.ConsentID] = consentView{string(c.Status), c.RequestID}
+		out[c.ConsentID] = consentView{c.Status, c.RequestID}
 	}
 	return out
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
@@ -130,13 +130,13 @@ func TestDroppedAuthorisationRecovered(t *testing.T) {
 	}
 
 	logs := &syncBuffer{}
-	rec := metrics.NewCapture("reconcile")
+	rec := metricstest.NewCapture("reconcile")
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	requester := reports.New(kc, store, nil, reports.Config{
-		Logger: logger, Metrics: rec, Now: clock.Now,
+		Logger: logger, Metrics: rec.Recorder, Now: clock.Now,
 	})
 	sweep := New(store, kc, requester, Config{
-		AutoRequest: true, Now: clock.Now, Logger: logger, Metrics: rec,
+		AutoRequest: true, Now: clock.Now, Logger: logger, Metrics: rec.Recorder,
 	})
 	institutionRequests := func() int {
 		n := 0

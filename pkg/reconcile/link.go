@@ -205,7 +205,7 @@ func (w *sweep) settle(ctx context.Context, att linkstore.Attention, l *linkstor
 	)
 	for _, c := range l.Consents {
 		if c.Status != klavi.ConsentAuthorised {
-			pending = pending || isPending(c.Status)
+			pending = pending || c.Status.Pending()
 			continue
 		}
 		authorised = true
@@ -281,16 +281,6 @@ func (w *sweep) request(ctx context.Context, linkID, consentID string) (requestR
 		w.act(ctx, ActionRequestFailed, linkID, "report request failed; tried again next run", "consentId", consentID, "error", err)
 		return requestFailed, fmt.Errorf("request reports for link %s: %w", linkID, err)
 	}
-}
-
-// isPending reports whether a consent in status may still become
-// authorised.
-func isPending(status klavi.ConsentStatus) bool {
-	switch status {
-	case klavi.ConsentStarted, klavi.ConsentAwaitingAuthorisation, klavi.ConsentAwaitingLGPDAuthorisation:
-		return true
-	}
-	return false
 }
 
 // fail counts a failure on the link and keeps it on the list, unless the

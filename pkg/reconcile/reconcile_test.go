@@ -34,7 +34,7 @@ var (
 // and whose stream request went out a minute later; no report came.
 func authorisedAndRequested(t *testing.T, e *env) {
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+	e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 	e.requested(t, "l1", "c1", "req-stream", t0.Add(time.Minute))
 }
 
@@ -64,7 +64,7 @@ func TestRun(t *testing.T) {
 			klaviCalls: 1,
 			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
-			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-1"}},
+			consents:   map[string]consentView{"c1": {klavi.ConsentAuthorised, "req-1"}},
 			linkStatus: linkstore.StatusReportsRequested,
 		},
 		{
@@ -82,15 +82,15 @@ func TestRun(t *testing.T) {
 			requests:   []requestCall{{"l1", "c2", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
-				"c2": {string(klavi.ConsentAuthorised), "req-1"},
+				"c1": {klavi.ConsentAuthorised, "req-stream"},
+				"c2": {klavi.ConsentAuthorised, "req-1"},
 			},
 		},
 		{
 			name: "authorised but the stream never requested",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 			},
 			at:         16 * time.Minute,
@@ -98,7 +98,7 @@ func TestRun(t *testing.T) {
 			klaviCalls: 1,
 			requests:   []requestCall{{"l1", "c1", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
-			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-1"}},
+			consents:   map[string]consentView{"c1": {klavi.ConsentAuthorised, "req-1"}},
 		},
 		{
 			name: "business link asks Klavi by CNPJ",
@@ -112,7 +112,7 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentRejected)}},
+			consents:   map[string]consentView{"c1": {Status: klavi.ConsentRejected}},
 			linkStatus: linkstore.StatusRejected,
 		},
 		{
@@ -132,7 +132,7 @@ func TestRun(t *testing.T) {
 				authorisedAndRequested(t, e)
 				e.report(t, "l1", "req-stream", t0.Add(3*time.Minute))
 				// A later authorisation whose stream request never happened.
-				e.event(t, "l1", "c2", string(klavi.ConsentAuthorised), t0.Add(4*time.Minute))
+				e.event(t, "l1", "c2", klavi.ConsentAuthorised, t0.Add(4*time.Minute))
 			},
 			at:         30 * time.Minute,
 			actions:    map[Action]int{ActionReportRequested: 1},
@@ -140,8 +140,8 @@ func TestRun(t *testing.T) {
 			requests:   []requestCall{{"l1", "c2", linkstore.TriggerReconcile}},
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
-				"c2": {string(klavi.ConsentAuthorised), "req-1"},
+				"c1": {klavi.ConsentAuthorised, "req-stream"},
+				"c2": {klavi.ConsentAuthorised, "req-1"},
 			},
 			linkStatus: linkstore.StatusReportsReceived,
 		},
@@ -150,7 +150,7 @@ func TestRun(t *testing.T) {
 			setup: func(t *testing.T, e *env) {
 				e.cfg.AutoRequest = false
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.report(t, "l1", "pushed", t0.Add(3*time.Minute))
 			},
 			at:        30 * time.Minute,
@@ -218,13 +218,13 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionConsentPending: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": consentKind},
-			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentAwaitingAuthorisation)}},
+			consents:   map[string]consentView{"c1": {Status: klavi.ConsentAwaitingAuthorisation}},
 		},
 		{
 			name: "consent on its way for longer than GiveUpAfter: given up",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentStarted), t0.Add(time.Minute))
+				e.event(t, "l1", "c1", klavi.ConsentStarted, t0.Add(time.Minute))
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentStarted, t0.Add(time.Minute)))
 			},
 			at:         8 * 24 * time.Hour,
@@ -252,7 +252,7 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionConsentFixed: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {string(klavi.ConsentRevoked), "req-stream"}},
+			consents:   map[string]consentView{"c1": {klavi.ConsentRevoked, "req-stream"}},
 			linkStatus: linkstore.StatusRevoked,
 		},
 		{
@@ -265,13 +265,13 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-stream"}},
+			consents:   map[string]consentView{"c1": {klavi.ConsentAuthorised, "req-stream"}},
 		},
 		{
 			name: "request younger than ReconcileAfter: deferred without asking Klavi",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.requested(t, "l1", "c1", "req-stream", t0.Add(10*time.Minute))
 			},
 			at:        16 * time.Minute,
@@ -288,13 +288,13 @@ func TestRun(t *testing.T) {
 			actions:    map[Action]int{ActionConsentStale: 1, ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {string(klavi.ConsentAuthorised), "req-stream"}},
+			consents:   map[string]consentView{"c1": {klavi.ConsentAuthorised, "req-stream"}},
 		},
 		{
 			name: "request refused for good: cleared for an operator",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errPermanent}
 			},
@@ -324,7 +324,7 @@ func TestRun(t *testing.T) {
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.store.beforeClear = func() {
 					e.store.beforeClear = nil
-					e.event(t, "l1", "c2", string(klavi.ConsentAuthorised), e.now)
+					e.event(t, "l1", "c2", klavi.ConsentAuthorised, e.now)
 				}
 			},
 			at:         20 * time.Minute,
@@ -332,15 +332,15 @@ func TestRun(t *testing.T) {
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": reportsKind},
 			consents: map[string]consentView{
-				"c1": {string(klavi.ConsentAuthorised), "req-stream"},
-				"c2": {Status: string(klavi.ConsentAuthorised)},
+				"c1": {klavi.ConsentAuthorised, "req-stream"},
+				"c2": {Status: klavi.ConsentAuthorised},
 			},
 		},
 		{
 			name: "request failed for now: kept and the run fails",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errTemporary}
 			},
@@ -355,7 +355,7 @@ func TestRun(t *testing.T) {
 			name: "request in progress elsewhere: kept",
 			setup: func(t *testing.T, e *env) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 				e.req.errFor = map[string]error{"c1": errInFlight}
 			},
@@ -405,14 +405,14 @@ func TestRun(t *testing.T) {
 			setup: func(t *testing.T, e *env) {
 				e.cfg.AutoRequest = false
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-				e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+				e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 				e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 			},
 			at:         16 * time.Minute,
 			actions:    map[Action]int{ActionReportsMissing: 1, ActionAttentionCleared: 1},
 			klaviCalls: 1,
 			attention:  map[string]string{"l1": ""},
-			consents:   map[string]consentView{"c1": {Status: string(klavi.ConsentAuthorised)}},
+			consents:   map[string]consentView{"c1": {Status: klavi.ConsentAuthorised}},
 		},
 		{
 			name: "nothing due yet",
@@ -480,8 +480,8 @@ func TestRun(t *testing.T) {
 func TestRunReportOfOneConsentKeepsOthersReconciled(t *testing.T) {
 	e := newEnv(t)
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "a", string(klavi.ConsentAuthorised), t0)
-	e.event(t, "l1", "b", string(klavi.ConsentAuthorised), t0)
+	e.event(t, "l1", "a", klavi.ConsentAuthorised, t0)
+	e.event(t, "l1", "b", klavi.ConsentAuthorised, t0)
 	e.requested(t, "l1", "a", "req-a", t0.Add(time.Minute))
 	// b's stream request failed: it has none and is left to the sweep.
 	e.report(t, "l1", "req-a", t0.Add(3*time.Minute))
@@ -589,7 +589,7 @@ func TestRunLimit(t *testing.T) {
 	e := newEnv(t)
 	// l1 awaits reports (due t0+15m); l2, l3 await consent (due t0+30m).
 	e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
-	e.event(t, "l1", "c1", string(klavi.ConsentAuthorised), t0)
+	e.event(t, "l1", "c1", klavi.ConsentAuthorised, t0)
 	e.klavi.set(klaviConsent("l1", "c1", klavi.ConsentAuthorised, t0))
 	e.createLink(t, "l2", linkstore.TaxIDPersonal, cpfA)
 	e.createLink(t, "l3", linkstore.TaxIDPersonal, cpfA)

@@ -10,38 +10,13 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
-
-// budgetCtx is an invocation context whose deadline stays left away from
-// the moment it is asked; spend shortens left, as a slow call would, so
-// that a test moves the deadline closer without waiting.
-type budgetCtx struct {
-	context.Context
-	mu   sync.Mutex
-	left time.Duration
-}
-
-func newBudgetCtx(t *testing.T, left time.Duration) *budgetCtx {
-	t.Helper()
-	return &budgetCtx{Context: t.Context(), left: left}
-}
-
-func (c *budgetCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.left), true
-}
-
-func (c *budgetCtx) spend(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.left -= d
-}
 
 // hookStore runs hooks around the fake store's reads and record writes
 // and counts the writes.
 type hookStore struct {
-	*faultyStore
+	*reportstest.Store
 	beforeGet    func(ctx context.Context)
 	beforeRecord func(ctx context.Context, attempt int) error
 
@@ -53,7 +28,7 @@ func (s *hookStore) GetLink(ctx context.Context, linkID string) (*linkstore.Link
 	if s.beforeGet != nil {
 		s.beforeGet(ctx)
 	}
-	return s.faultyStore.GetLink(ctx, linkID)
+	return s.Store.GetLink(ctx, linkID)
 }
 
 func (s *hookStore) RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error {
@@ -66,7 +41,7 @@ func (s *hookStore) RecordReportRequest(ctx context.Context, linkID string, r li
 			return err
 		}
 	}
-	return s.faultyStore.RecordReportRequest(ctx, linkID, r)
+	return s.Store.RecordReportRequest(ctx, linkID, r)
 }
 
 func (s *hookStore) recordCalls() int {
@@ -79,7 +54,7 @@ func (s *hookStore) recordCalls() int {
 func newHookedEnv(t *testing.T, mod func(*Config)) (*env, *hookStore) {
 	t.Helper()
 	e := newEnv(t, mod)
-	hs := &hookStore{faultyStore: e.store}
+	hs := &hookStore{Store: e.store}
 	e.h.store = hs
 	return e, hs
 }
@@ -127,8 +102,8 @@ func TestRequestForConsentTooCloseToDeadline(t *testing.T) {
 func TestRequestForConsentDeadlineNearAfterClaim(t *testing.T) {
 	e, hs := newHookedEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	ctx := newBudgetCtx(t, 30*time.Second)
-	hs.beforeGet = func(context.Context) { ctx.spend(26 * time.Second) }
+	ctx := reportstest.NewBudgetCtx(t, 30*time.Second)
+	hs.beforeGet = func(context.Context) { ctx.Spend(26 * time.Second) }
 
 	_, err := e.h.RequestForConsent(ctx, "l-1", "c-1", linkstore.TriggerStream)
 	if !errors.Is(err, ErrDeadlineNear) || errors.Is(err, ErrPermanent) {
@@ -160,9 +135,9 @@ func TestRequestForConsentCallEndsBeforeDeadline(t *testing.T) {
 		t.Fatalf("klavi calls = %d, want 1", len(calls))
 	}
 	// Half the reserve as slack for the time the handler itself took.
-	if !calls[0].hasDeadline || calls[0].deadline.After(deadline.Add(-reserve/2)) {
+	if !calls[0].HasDeadline || calls[0].Deadline.After(deadline.Add(-reserve/2)) {
 		t.Errorf("klavi call deadline = %v (set %v), want the reserve of %v kept before the invocation's %v",
-			calls[0].deadline, calls[0].hasDeadline, reserve, deadline)
+			calls[0].Deadline, calls[0].HasDeadline, reserve, deadline)
 	}
 }
 
@@ -172,7 +147,7 @@ func TestRecordLandsAfterInvocationEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	// Klavi accepts just as the invocation's context ends.
-	e.klavi.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		cancel()
 		return &klavi.ReportRequestAccepted{RequestID: "req-late"}, nil
 	}

@@ -14,17 +14,17 @@ func TestPurge(t *testing.T) {
 	linked := reportstore.ReportKey("l-1", "pf_credit_card", "r-1")
 	unmatched := reportstore.UnmatchedPrefix("l-1") + "r-2"
 	other := reportstore.ReportKey("l-10", "pf_credit_card", "r-3")
-	e.objects.keys = map[string]bool{linked: true, unmatched: true, other: true}
+	e.objects.Reset(linked, unmatched, other)
 
 	for i := range 2 { // purging again changes nothing and counts nothing
 		if err := e.h.Purge(t.Context(), "l-1"); err != nil {
 			t.Fatalf("purge %d: %v", i+1, err)
 		}
 	}
-	if e.objects.has(linked) || e.objects.has(unmatched) {
+	if e.objects.Has(linked) || e.objects.Has(unmatched) {
 		t.Errorf("the link's reports were kept")
 	}
-	if !e.objects.has(other) {
+	if !e.objects.Has(other) {
 		t.Errorf("another link's report was deleted")
 	}
 	if l := getLink(t, e.store.MemoryStore, "l-1"); l.PurgedAt.IsZero() || len(l.Consents) != 0 {

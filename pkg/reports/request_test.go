@@ -14,6 +14,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
 func TestRequestForConsentSends(t *testing.T) {
@@ -52,15 +53,15 @@ func TestRequestForConsentSends(t *testing.T) {
 				ProductsCallbackURL: map[string]string{"all": testWebhookURL},
 				ExternalInfo:        json.RawMessage(`{"customerRef":"cus_42"}`),
 			}
-			if calls[0].kind != tc.wantKind {
-				t.Errorf("kind = %q, want %q", calls[0].kind, tc.wantKind)
+			if calls[0].Kind != tc.wantKind {
+				t.Errorf("kind = %q, want %q", calls[0].Kind, tc.wantKind)
 			}
-			if diff := cmp.Diff(want, calls[0].req); diff != "" {
+			if diff := cmp.Diff(want, calls[0].Req); diff != "" {
 				t.Errorf("klavi request mismatch (-want +got):\n%s", diff)
 			}
 			// The call is bounded well inside the lease.
-			if !calls[0].hasDeadline || calls[0].deadline.After(time.Now().Add(DefaultLease*3/4)) {
-				t.Errorf("klavi call deadline = %v (set %v), want at most 3/4 of the lease from now", calls[0].deadline, calls[0].hasDeadline)
+			if !calls[0].HasDeadline || calls[0].Deadline.After(time.Now().Add(DefaultLease*3/4)) {
+				t.Errorf("klavi call deadline = %v (set %v), want at most 3/4 of the lease from now", calls[0].Deadline, calls[0].HasDeadline)
 			}
 
 			l := getLink(t, e.store.MemoryStore, tc.link.LinkID)
@@ -165,7 +166,7 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 
 // claimThenPurgeStore lets the claim succeed and then shows the link purged,
 // as when a purge runs between the claim and the read.
-type claimThenPurgeStore struct{ *faultyStore }
+type claimThenPurgeStore struct{ *reportstest.Store }
 
 func (s claimThenPurgeStore) GetLink(_ context.Context, linkID string) (*linkstore.Link, error) {
 	return &linkstore.Link{LinkID: linkID, PurgedAt: testStart}, nil
@@ -174,7 +175,7 @@ func (s claimThenPurgeStore) GetLink(_ context.Context, linkID string) (*linksto
 func TestRequestForConsentPurgedAfterClaim(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{Metrics: e.metrics, Now: e.clock.Now})
+	h := New(e.klavi, claimThenPurgeStore{e.store}, e.objects, Config{Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	id, err := h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
 	if err != nil || id != "" {
 		t.Fatalf("RequestForConsent = %q, %v; want \"\", nil", id, err)
@@ -219,7 +220,7 @@ func TestRequestForConsentFailures(t *testing.T) {
 		name       string
 		link       linkstore.Link
 		klaviErr   error
-		storeFault func(s *faultyStore)
+		storeFault func(s *reportstest.Store)
 		wantIs     []error
 		permanent  bool
 		wantReason string
@@ -227,21 +228,21 @@ func TestRequestForConsentFailures(t *testing.T) {
 	}{
 		{
 			name: "klavi 4001 consent no longer authorised", link: personalLink("l-1"),
-			klaviErr: apiError(416, 4001), wantIs: []error{klavi.ErrInvalidAuthorisation},
+			klaviErr: reportstest.APIError(416, 4001), wantIs: []error{klavi.ErrInvalidAuthorisation},
 			permanent: true, wantReason: ReasonConsentNotAuth, wantCalls: 1,
 		},
 		{
 			name: "klavi 4002 invalid product", link: personalLink("l-1"),
-			klaviErr: apiError(416, 4002), wantIs: []error{klavi.ErrInvalidProduct},
+			klaviErr: reportstest.APIError(416, 4002), wantIs: []error{klavi.ErrInvalidProduct},
 			permanent: true, wantReason: ReasonInvalidProduct, wantCalls: 1,
 		},
 		{
 			name: "klavi 4006 invalid callback", link: personalLink("l-1"),
-			klaviErr: apiError(416, 4006), permanent: true, wantReason: ReasonInvalidCallback, wantCalls: 1,
+			klaviErr: reportstest.APIError(416, 4006), permanent: true, wantReason: ReasonInvalidCallback, wantCalls: 1,
 		},
 		{
 			name: "klavi 400", link: personalLink("l-1"),
-			klaviErr: apiError(400, 400), wantIs: []error{klavi.ErrBadRequest},
+			klaviErr: reportstest.APIError(400, 400), wantIs: []error{klavi.ErrBadRequest},
 			permanent: true, wantReason: ReasonKlaviRejected, wantCalls: 1,
 		},
 		{
@@ -251,17 +252,17 @@ func TestRequestForConsentFailures(t *testing.T) {
 		},
 		{
 			name: "klavi 429", link: personalLink("l-1"),
-			klaviErr: apiError(429, 429), wantIs: []error{klavi.ErrRateLimited},
+			klaviErr: reportstest.APIError(429, 429), wantIs: []error{klavi.ErrRateLimited},
 			wantReason: ReasonRateLimited, wantCalls: 1,
 		},
 		{
 			name: "klavi 503", link: personalLink("l-1"),
-			klaviErr: apiError(503, 503), wantIs: []error{klavi.ErrServer},
+			klaviErr: reportstest.APIError(503, 503), wantIs: []error{klavi.ErrServer},
 			wantReason: ReasonKlaviServer, wantCalls: 1,
 		},
 		{
 			name: "klavi 401 after the token refresh", link: personalLink("l-1"),
-			klaviErr: apiError(401, 401), wantReason: ReasonKlaviUnavailable, wantCalls: 1,
+			klaviErr: reportstest.APIError(401, 401), wantReason: ReasonKlaviUnavailable, wantCalls: 1,
 		},
 		{
 			name: "network", link: personalLink("l-1"),
@@ -278,12 +279,12 @@ func TestRequestForConsentFailures(t *testing.T) {
 		},
 		{
 			name: "claim fails", link: personalLink("l-1"),
-			storeFault: func(s *faultyStore) { s.claimErr = errors.New("dynamodb: throttled") },
+			storeFault: func(s *reportstest.Store) { s.ClaimErr = errors.New("dynamodb: throttled") },
 			wantReason: ReasonStoreUnavailable,
 		},
 		{
 			name: "link read fails", link: personalLink("l-1"),
-			storeFault: func(s *faultyStore) { s.getErr = errors.New("dynamodb: throttled") },
+			storeFault: func(s *reportstest.Store) { s.GetErr = errors.New("dynamodb: throttled") },
 			wantReason: ReasonStoreUnavailable,
 		},
 	}
@@ -292,7 +293,7 @@ func TestRequestForConsentFailures(t *testing.T) {
 			e := newEnv(t, nil)
 			seed(t, e.store.MemoryStore, tc.link, authorised("c-1", "260"))
 			if tc.klaviErr != nil {
-				e.klavi.failWith(tc.klaviErr)
+				e.klavi.FailWith(tc.klaviErr)
 			}
 			if tc.storeFault != nil {
 				tc.storeFault(e.store)
@@ -315,7 +316,7 @@ func TestRequestForConsentFailures(t *testing.T) {
 			if got := e.metrics.Sum("ReportRequestsFailed", map[string]string{"Reason": tc.wantReason}); got != 1 {
 				t.Errorf("ReportRequestsFailed{%s} = %v, want 1 (points %+v)", tc.wantReason, got, e.metrics.Points())
 			}
-			e.store.claimErr, e.store.getErr = nil, nil
+			e.store.ClaimErr, e.store.GetErr = nil, nil
 			l := getLink(t, e.store.MemoryStore, "l-1")
 			if len(l.ReportRequests) != 0 || l.Consents[0].RequestID != "" {
 				t.Errorf("a failed request was recorded: requests %+v, consent %+v", l.ReportRequests, l.Consents[0])
@@ -328,9 +329,9 @@ func TestRequestForConsentFailures(t *testing.T) {
 func TestRequestForConsentRetryAfterLease(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Lease = time.Minute })
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	e.klavi.answer = func(n int, _ klavi.TaxIDKind, _ klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(n int, _ klavi.TaxIDKind, _ klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if n == 1 {
-			return nil, apiError(503, 503)
+			return nil, reportstest.APIError(503, 503)
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-ok"}, nil
 	}
@@ -371,7 +372,7 @@ func TestRequestForConsentUnidentified(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-			e.klavi.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+			e.klavi.Answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 				return tc.answer()
 			}
 			id, err := e.h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
@@ -399,7 +400,7 @@ func TestRequestForConsentUnidentified(t *testing.T) {
 func TestRequestForConsentRecordFails(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	e.store.recordErr = errors.New("dynamodb: transaction canceled")
+	e.store.RecordErr = errors.New("dynamodb: transaction canceled")
 	id, err := e.h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
 	if id != "req-1" || err == nil || errors.Is(err, ErrPermanent) {
 		t.Fatalf("RequestForConsent = %q, %v; want req-1 with a temporary error", id, err)
@@ -417,7 +418,7 @@ func TestRequestForConsentRecordAfterPurge(t *testing.T) {
 		t.Run(storeErr.Error(), func(t *testing.T) {
 			e := newEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-			e.store.recordErr = fmt.Errorf("record: %w", storeErr)
+			e.store.RecordErr = fmt.Errorf("record: %w", storeErr)
 			id, err := e.h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream)
 			if err != nil || id != "req-1" {
 				t.Fatalf("RequestForConsent = %q, %v; want req-1, nil", id, err)
@@ -449,7 +450,7 @@ func TestRequestForConsentFallbacks(t *testing.T) {
 	if _, err := e.h.RequestForConsent(t.Context(), "l-1", "c-1", linkstore.TriggerStream); err != nil {
 		t.Fatalf("RequestForConsent: %v", err)
 	}
-	got := e.klavi.Calls()[0].req
+	got := e.klavi.Calls()[0].Req
 	want := klavi.InstitutionDataRequest{
 		InstitutionCode:     "033",
 		ProductsCallbackURL: map[string]string{"all": "https://configured.example.com/webhooks/klavi/reports"},

@@ -24,7 +24,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -82,7 +82,7 @@ func statusError(status int) error {
 }
 
 func TestPutRequest(t *testing.T) {
-	body := klavireport.Synthetic(16<<10, 1, "")
+	body := klavireporttest.Synthetic(16<<10, 1, "")
 	sum := sha256.Sum256(body)
 	sumHex := hex.EncodeToString(sum[:])
 	key := reportstore.ReportKey("L1", "pf_checking_account", "rep-1")
@@ -203,7 +203,7 @@ func TestPutRetriesOnceOnConflict(t *testing.T) {
 		{"failure not retried", []error{apiError("InternalError")}, apiError("InternalError"), reportstore.ErrExists, 1},
 		{"access denied not retried", []error{apiError("AccessDenied")}, apiError("AccessDenied"), reportstore.ErrConflict, 1},
 	}
-	body := klavireport.Synthetic(8<<10, 1, "")
+	body := klavireporttest.Synthetic(8<<10, 1, "")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
@@ -286,7 +286,7 @@ func TestPutConcurrentExactlyOne(t *testing.T) {
 		return &s3.PutObjectOutput{}, nil
 	}}
 	s := reportstore.New(fake, testBucket, reportstore.Options{})
-	body := klavireport.Synthetic(64<<10, 1, "")
+	body := klavireporttest.Synthetic(64<<10, 1, "")
 	key := reportstore.ReportKey("L1", "pf_checking_account", "r1")
 	errs := putConcurrently(t.Context(), s, reportstore.Object{Key: key, Body: body}, 10)
 	ok, exists := 0, 0
@@ -527,7 +527,7 @@ func TestKeysInjective(t *testing.T) {
 // TestPutAllocation guards the memory bar: Put must send the body it was
 // given, not a copy. BenchmarkPutFake5MB measures the 5 MB case.
 func TestPutAllocation(t *testing.T) {
-	body := klavireport.Synthetic(1<<20, 1, "")
+	body := klavireporttest.Synthetic(1<<20, 1, "")
 	s := reportstore.New(drainingS3(), testBucket, reportstore.Options{})
 	obj := reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
 	if _, err := s.Put(t.Context(), obj); err != nil {
@@ -551,7 +551,7 @@ func TestPutAllocation(t *testing.T) {
 // BenchmarkPutFake5MB measures what Put itself allocates for a 5 MB report,
 // with an S3 fake that only drains the body.
 func BenchmarkPutFake5MB(b *testing.B) {
-	body := klavireport.Synthetic(5<<20, 1, "")
+	body := klavireporttest.Synthetic(5<<20, 1, "")
 	s := reportstore.New(drainingS3(), testBucket, reportstore.Options{})
 	obj := reportstore.Object{Key: reportstore.UnmatchedKey("l", "p", "r"), Body: body, RequestID: "req", ProductName: "p", ProductReportID: "r", Code: "200"}
 	b.ReportAllocs()

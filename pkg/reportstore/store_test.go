@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -65,7 +65,7 @@ func TestPutStoresBytesAsReceived(t *testing.T) {
 	t.Parallel()
 	client, bucket := newBucket(t)
 	s := reportstore.New(client, bucket, reportstore.Options{})
-	body := klavireport.Synthetic(5<<20, 1, "pf_categorized_checking_l3")
+	body := klavireporttest.Synthetic(5<<20, 1, "pf_categorized_checking_l3")
 	key := reportstore.ReportKey("link-1", "pf_categorized_checking_l3", "rep-1")
 
 	res, err := s.Put(t.Context(), reportObject(key, body))
@@ -131,8 +131,8 @@ func TestPutDuplicateChangesNothing(t *testing.T) {
 	client, bucket := newBucket(t)
 	s := reportstore.New(client, bucket, reportstore.Options{})
 	key := reportstore.ReportKey("link-1", "pf_checking_account", "rep-1")
-	first := klavireport.Synthetic(64<<10, 1, "pf_checking_account")
-	second := klavireport.Synthetic(64<<10, 2, "pf_checking_account")
+	first := klavireporttest.Synthetic(64<<10, 1, "pf_checking_account")
+	second := klavireporttest.Synthetic(64<<10, 2, "pf_checking_account")
 	if _, err := s.Put(t.Context(), reportObject(key, first)); err != nil {
 		t.Fatalf("first Put() error = %v", err)
 	}
@@ -160,11 +160,11 @@ func TestPutConcurrentDuplicates(t *testing.T) {
 	client, bucket := newBucket(t)
 	s := reportstore.New(client, bucket, reportstore.Options{})
 	key := reportstore.ReportKey("link-1", "pf_checking_account", "rep-1")
-	body := klavireport.Synthetic(256<<10, 1, "")
+	body := klavireporttest.Synthetic(256<<10, 1, "")
 	if _, err := s.Put(t.Context(), reportObject(key, body)); err != nil {
 		t.Fatalf("first Put() error = %v", err)
 	}
-	other := klavireport.Synthetic(256<<10, 2, "")
+	other := klavireporttest.Synthetic(256<<10, 2, "")
 	errs := putConcurrently(t.Context(), s, reportObject(key, other), 10)
 	for i, err := range errs {
 		if !errors.Is(err, reportstore.ErrExists) {
@@ -186,7 +186,7 @@ func TestPutConcurrentFirstWrites(t *testing.T) {
 	client, bucket := newBucket(t)
 	s := reportstore.New(client, bucket, reportstore.Options{})
 	key := reportstore.ReportKey("link-1", "pf_checking_account", "rep-1")
-	body := klavireport.Synthetic(256<<10, 1, "")
+	body := klavireporttest.Synthetic(256<<10, 1, "")
 	errs := putConcurrently(t.Context(), s, reportObject(key, body), 10)
 	stored := 0
 	for i, err := range errs {

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -115,7 +115,7 @@ func writeS3Error(w http.ResponseWriter, status int, code, extra string) {
 // both the object checksum and the signed payload hash, and no checksum
 // the SDK computed on its own.
 func TestPutOnTheWire(t *testing.T) {
-	body := klavireport.Synthetic(1<<20, 1, "pf_checking_account")
+	body := klavireporttest.Synthetic(1<<20, 1, "pf_checking_account")
 	sum := sha256.Sum256(body)
 	key := reportstore.ReportKey("L1", "pf_checking_account", "rep-1")
 	for _, useTLS := range []bool{false, true} {
@@ -167,7 +167,7 @@ func TestPutOnTheWire(t *testing.T) {
 // TestPutRetriesThrottling: S3's 503 SlowDown and 500s are retried by the
 // SDK, each attempt sending the whole body again, and Put succeeds.
 func TestPutRetriesThrottling(t *testing.T) {
-	body := klavireport.Synthetic(1<<20, 1, "")
+	body := klavireporttest.Synthetic(1<<20, 1, "")
 	tests := []struct {
 		name     string
 		fail     int
@@ -296,7 +296,7 @@ func TestPutThroughSDKAllocation(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	client := (&wireServer{Server: srv}).client()
-	body := klavireport.Synthetic(1<<20, 1, "")
+	body := klavireporttest.Synthetic(1<<20, 1, "")
 	s := reportstore.New(client, testBucket, reportstore.Options{})
 	obj := reportObject(reportstore.UnmatchedKey("l", "p", "r"), body)
 	ctx := context.Background()

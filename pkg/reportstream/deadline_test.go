@@ -1,9 +1,7 @@
 package reportstream
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,33 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
-
-// budgetCtx is an invocation context whose deadline stays left away from
-// the moment it is asked; spend shortens left, as a slow call would, so
-// that a test moves the deadline closer without waiting.
-type budgetCtx struct {
-	context.Context
-	mu   sync.Mutex
-	left time.Duration
-}
-
-func newBudgetCtx(t *testing.T, left time.Duration) *budgetCtx {
-	t.Helper()
-	return &budgetCtx{Context: t.Context(), left: left}
-}
-
-func (c *budgetCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.left), true
-}
-
-func (c *budgetCtx) spend(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.left -= d
-}
 
 func TestStreamStopsBeforeDeadline(t *testing.T) {
 	e := newEnv(t, nil)
@@ -45,13 +18,13 @@ func TestStreamStopsBeforeDeadline(t *testing.T) {
 	var records []events.DynamoDBEventRecord
 	for i, id := range links {
 		seed(t, e.store.MemoryStore, personalLink(id), authorised("c-"+id, "260"))
-		records = append(records, consentRecord(fmt.Sprint(i+1), "MODIFY", id, "c-"+id, string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)))
+		records = append(records, consentRecord(fmt.Sprint(i+1), "MODIFY", id, "c-"+id, klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised))
 	}
 	// Each Klavi call takes 10 s of a 24 s invocation: after two, 4 s are
 	// left, less than a record needs (MinCallTime 2 s + RecordReserve 3 s).
-	ctx := newBudgetCtx(t, 24*time.Second)
-	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
-		ctx.spend(10 * time.Second)
+	ctx := reportstest.NewBudgetCtx(t, 24*time.Second)
+	e.klavi.Answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+		ctx.Spend(10 * time.Second)
 		return &klavi.ReportRequestAccepted{RequestID: "req-" + r.LinkID}, nil
 	}
 
@@ -83,7 +56,7 @@ func TestStreamStopsBeforeDeadline(t *testing.T) {
 	}
 	var asked []string
 	for _, c := range e.klavi.Calls() {
-		asked = append(asked, c.req.LinkID)
+		asked = append(asked, c.Req.LinkID)
 	}
 	if diff := cmp.Diff(links, asked); diff != "" {
 		t.Errorf("klavi asked for (-want +got):\n%s", diff)

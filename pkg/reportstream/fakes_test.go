@@ -2,10 +2,8 @@ package reportstream
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,8 +19,9 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
 // Ids used by the events/report-request-*.json fixtures.
@@ -42,167 +41,17 @@ const (
 
 var testStart = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: testStart} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// klaviCall is one call the fake Klavi received.
-type klaviCall struct {
-	kind        klavi.TaxIDKind
-	req         klavi.InstitutionDataRequest
-	hasDeadline bool
-	deadline    time.Time
-}
-
-// fakeKlavi records report requests. answer, when set, decides the outcome
-// of call n (from 1); otherwise every call is accepted as "req-<n>".
-type fakeKlavi struct {
-	mu     sync.Mutex
-	calls  []klaviCall
-	answer func(n int, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error)
-}
-
-func (f *fakeKlavi) RequestInstitutionData(ctx context.Context, kind klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
-	dl, ok := ctx.Deadline()
-	f.mu.Lock()
-	f.calls = append(f.calls, klaviCall{kind: kind, req: r, hasDeadline: ok, deadline: dl})
-	n := len(f.calls)
-	answer := f.answer
-	f.mu.Unlock()
-	if answer != nil {
-		return answer(n, kind, r)
-	}
-	return &klavi.ReportRequestAccepted{RequestID: fmt.Sprintf("req-%d", n), Message: "ok"}, nil
-}
-
-func (f *fakeKlavi) Calls() []klaviCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]klaviCall(nil), f.calls...)
-}
-
-// failWith makes every call fail with err.
-func (f *fakeKlavi) failWith(err error) {
-	f.answer = func(int, klavi.TaxIDKind, klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
-		return nil, err
-	}
-}
-
-// apiError builds the error the Klavi client returns for an HTTP answer.
-func apiError(status, code int) error {
-	return &klavi.APIError{HTTPStatus: status, StatusCode: code, Endpoint: "POST /data/v1/personal/institution-data"}
-}
-
-// faultyStore is the memory store with errors injected per method.
-type faultyStore struct {
-	*linkstoretest.MemoryStore
-	claimErr, getErr, recordErr, purgeErr error
-}
-
-func (s *faultyStore) ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
-	if s.claimErr != nil {
-		return s.claimErr
-	}
-	return s.MemoryStore.ClaimAutoRequest(ctx, linkID, consentID, lease, now)
-}
-
-func (s *faultyStore) GetLink(ctx context.Context, linkID string) (*linkstore.Link, error) {
-	if s.getErr != nil {
-		return nil, s.getErr
-	}
-	return s.MemoryStore.GetLink(ctx, linkID)
-}
-
-func (s *faultyStore) RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error {
-	if s.recordErr != nil {
-		return s.recordErr
-	}
-	return s.MemoryStore.RecordReportRequest(ctx, linkID, r)
-}
-
-func (s *faultyStore) Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
-	if s.purgeErr != nil {
-		return nil, s.purgeErr
-	}
-	return s.MemoryStore.Purge(ctx, linkID, now)
-}
-
-// fakeObjects is a bucket of keys.
-type fakeObjects struct {
-	mu       sync.Mutex
-	keys     map[string]bool
-	prefixes []string // of every DeletePrefix call
-	err      error
-}
-
-func newObjects(keys ...string) *fakeObjects {
-	o := &fakeObjects{keys: map[string]bool{}}
-	for _, k := range keys {
-		o.keys[k] = true
-	}
-	return o
-}
-
-func (o *fakeObjects) DeletePrefix(_ context.Context, prefix string) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.prefixes = append(o.prefixes, prefix)
-	if o.err != nil {
-		return 0, o.err
-	}
-	n := 0
-	for k := range o.keys {
-		if strings.HasPrefix(k, prefix) {
-			delete(o.keys, k)
-			n++
-		}
-	}
-	return n, nil
-}
-
-// reset makes keys the bucket's only objects.
-func (o *fakeObjects) reset(keys ...string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.keys = map[string]bool{}
-	for _, k := range keys {
-		o.keys[k] = true
-	}
-}
-
-func (o *fakeObjects) has(key string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.keys[key]
-}
-
 // env is the stream handler over the report service, over fakes; api is
 // the links API over the same service, for tests that drive both callers.
 type env struct {
 	h       *Handler
 	svc     *reports.Service
 	api     *linkapi.Handler
-	klavi   *fakeKlavi
-	store   *faultyStore
-	objects *fakeObjects
-	clock   *clock
-	metrics *metrics.Recorder
+	klavi   *reportstest.Klavi
+	store   *reportstest.Store
+	objects *reportstest.Objects
+	clock   *reportstest.Clock
+	metrics *metricstest.Capture
 	logs    *syncBuffer
 }
 
@@ -211,27 +60,27 @@ type env struct {
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
 	e := &env{
-		klavi:   &fakeKlavi{},
-		clock:   newClock(),
-		objects: newObjects(),
-		metrics: metrics.NewCapture("report-request"),
+		klavi:   &reportstest.Klavi{},
+		clock:   reportstest.NewClock(testStart),
+		objects: reportstest.NewObjects(),
+		metrics: metricstest.NewCapture("report-request"),
 		logs:    &syncBuffer{},
 	}
-	e.store = &faultyStore{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
+	e.store = &reportstest.Store{MemoryStore: linkstoretest.NewMemory(linkstoretest.WithClock(e.clock.Now))}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = reports.New(e.klavi, e.store, e.objects, reports.Config{
 		Logger:  logger,
-		Metrics: e.metrics,
+		Metrics: e.metrics.Recorder,
 		Now:     e.clock.Now,
 		// Record retries need no real pause against an in-memory store.
 		RecordBackoff: time.Millisecond,
 	})
-	cfg := Config{AutoRequest: true, Logger: logger, Metrics: e.metrics}
+	cfg := Config{AutoRequest: true, Logger: logger, Metrics: e.metrics.Recorder}
 	if mod != nil {
 		mod(&cfg)
 	}
 	e.h = New(e.svc, cfg)
-	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics, Now: e.clock.Now})
+	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	return e
 }
 
@@ -342,7 +191,7 @@ func loadHTTP(t *testing.T, name string) httpapi.Request {
 
 // consentImage is a consent item as the stream shows it; "" status means
 // no image.
-func consentImage(linkID, consentID, institution, status string) map[string]events.DynamoDBAttributeValue {
+func consentImage(linkID, consentID, institution string, status klavi.ConsentStatus) map[string]events.DynamoDBAttributeValue {
 	if status == "" {
 		return nil
 	}
@@ -354,7 +203,7 @@ func consentImage(linkID, consentID, institution, status string) map[string]even
 		"linkId":          s(linkID),
 		"consentId":       s(consentID),
 		"institutionCode": s(institution),
-		"status":          s(status),
+		"status":          s(string(status)),
 		"eventTime":       s("2026-11-24T12:01:58.412Z"),
 		"eventRank":       events.NewNumberAttribute("4"),
 	}
@@ -362,7 +211,7 @@ func consentImage(linkID, consentID, institution, status string) map[string]even
 
 // consentRecord is a stream record of a consent item going from oldStatus
 // to newStatus ("" for no image).
-func consentRecord(seq, eventName, linkID, consentID, oldStatus, newStatus string) events.DynamoDBEventRecord {
+func consentRecord(seq, eventName, linkID, consentID string, oldStatus, newStatus klavi.ConsentStatus) events.DynamoDBEventRecord {
 	return events.DynamoDBEventRecord{
 		EventID:        "id-" + seq,
 		EventName:      eventName,

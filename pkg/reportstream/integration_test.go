@@ -28,7 +28,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
@@ -104,10 +104,10 @@ func newWorld(t *testing.T) *world {
 	w.reports = reportstore.New(w.s3, w.bucket, reportstore.Options{})
 
 	logger := slog.New(slog.NewJSONHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m := metrics.NewCapture("report-request")
-	w.svc = reports.New(w.kc, w.store, w.reports, reports.Config{Logger: logger, Metrics: m})
-	w.h = New(w.svc, Config{AutoRequest: true, Logger: logger, Metrics: m})
-	w.api = linkapi.New(w.kc, w.store, w.svc, linkapi.Config{Logger: logger, Metrics: m})
+	m := metricstest.NewCapture("report-request")
+	w.svc = reports.New(w.kc, w.store, w.reports, reports.Config{Logger: logger, Metrics: m.Recorder})
+	w.h = New(w.svc, Config{AutoRequest: true, Logger: logger, Metrics: m.Recorder})
+	w.api = linkapi.New(w.kc, w.store, w.svc, linkapi.Config{Logger: logger, Metrics: m.Recorder})
 	return w
 }
 
@@ -148,17 +148,17 @@ func (w *world) simLink(t *testing.T, kind linkstore.TaxIDType, taxID string) st
 // consentEvent applies a consent event to the store, as the event webhook
 // does, and returns the stream record DynamoDB produces for it: the
 // consent item before and after, in Lambda's JSON shape.
-func (w *world) consentEvent(t *testing.T, linkID, consentID, status string, at time.Time) events.DynamoDBEventRecord {
+func (w *world) consentEvent(t *testing.T, linkID, consentID string, status klavi.ConsentStatus, at time.Time) events.DynamoDBEventRecord {
 	t.Helper()
 	old := w.consentItem(t, linkID, consentID)
 	out, err := w.store.ApplyEvent(t.Context(), linkstore.EventChange{
 		EventID:         "ev-" + strconv.Itoa(w.seq) + "-" + consentID,
-		EventName:       "consent_" + strings.ToLower(status),
+		EventName:       "consent_" + strings.ToLower(string(status)),
 		EventTime:       at,
 		LinkID:          linkID,
 		ConsentID:       consentID,
 		InstitutionCode: "260",
-		ConsentStatus:   klavi.ConsentStatus(status),
+		ConsentStatus:   status,
 	})
 	if err != nil || out != linkstore.Applied {
 		t.Fatalf("apply %s: outcome %q, error %v", status, out, err)
@@ -244,8 +244,8 @@ func TestIntegrationStreamRequestsReports(t *testing.T) {
 				t.Fatalf("authorise at the simulator: %v", err)
 			}
 			at := time.Now().UTC().Add(-time.Minute)
-			w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAwaitingLGPDAuthorisation), at)
-			rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at.Add(time.Second))
+			w.consentEvent(t, linkID, consent.ID, klavi.ConsentAwaitingLGPDAuthorisation, at)
+			rec := w.consentEvent(t, linkID, consent.ID, klavi.ConsentAuthorised, at.Add(time.Second))
 			ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 			// The batch delivered twice, and twice at the same time.
@@ -334,7 +334,7 @@ func TestIntegrationManualRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
+	w.consentEvent(t, linkID, consent.ID, klavi.ConsentAuthorised, time.Now().UTC())
 	req := loadHTTP(t, "create-link-reports.json")
 	req.PathParameters["linkId"] = linkID
 	resp, err := w.api.Handle(t.Context(), req)
@@ -367,7 +367,7 @@ func TestIntegrationKlaviRefusesRevokedConsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), time.Now().UTC())
+	rec := w.consentEvent(t, linkID, consent.ID, klavi.ConsentAuthorised, time.Now().UTC())
 	// Klavi already knows the consent was revoked; our event is late.
 	if _, err := w.sim.SetConsentStatus(consent.ID, klavi.ConsentRevoked); err != nil {
 		t.Fatal(err)
@@ -397,7 +397,7 @@ func TestIntegrationPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Add(-time.Minute)
-	w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentAuthorised), at)
+	w.consentEvent(t, linkID, consent.ID, klavi.ConsentAuthorised, at)
 	if _, err := w.svc.RequestForConsent(t.Context(), linkID, consent.ID, linkstore.TriggerStream); err != nil {
 		t.Fatalf("request reports: %v", err)
 	}
@@ -411,7 +411,7 @@ func TestIntegrationPurge(t *testing.T) {
 			t.Fatalf("put %s: %v", key, err)
 		}
 	}
-	rec := w.consentEvent(t, linkID, consent.ID, string(klavi.ConsentDeletedByUser), at.Add(time.Second))
+	rec := w.consentEvent(t, linkID, consent.ID, klavi.ConsentDeletedByUser, at.Add(time.Second))
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}}
 
 	for i := range 2 {

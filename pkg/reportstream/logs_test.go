@@ -9,6 +9,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 )
 
 // TestLogsNeverCarryTaxID drives every logging branch of the report
@@ -19,10 +20,10 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	business.TaxIDType, business.TaxID = linkstore.TaxIDBusiness, testCNPJ
 	seed(t, e.store.MemoryStore, personalLink("l-pf"), authorised("c-1", "260"), authorised("c-2", "341"))
 	seed(t, e.store.MemoryStore, business, authorised("c-3", "260"))
-	e.klavi.answer = func(n int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(n int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		switch {
 		case r.InstitutionCode == "341":
-			return nil, apiError(416, 4001)
+			return nil, reportstest.APIError(416, 4001)
 		case n%3 == 0:
 			return nil, errors.New("connection reset")
 		case n%2 == 0:
@@ -32,7 +33,7 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	}
 	ctx := t.Context()
 	for _, c := range []struct{ link, consent string }{{"l-pf", "c-1"}, {"l-pf", "c-2"}, {"l-pj", "c-3"}} {
-		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", string(klavi.ConsentAuthorised))))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", klavi.ConsentAuthorised)))
 	}
 	req := loadHTTP(t, "create-link-reports.json")
 	for _, id := range []string{"l-pf", "l-pj", "missing"} {
@@ -40,11 +41,11 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 		resp, _ := e.api.Handle(ctx, req)
 		checkNoTaxID(t, "response", resp.Body)
 	}
-	e.store.recordErr = errors.New("dynamodb: throttled")
+	e.store.RecordErr = errors.New("dynamodb: throttled")
 	_, _ = e.api.Handle(ctx, req)
-	e.store.recordErr = nil
+	e.store.RecordErr = nil
 	for _, id := range []string{"l-pf", "l-pj"} {
-		_, _ = e.h.Handle(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+		_, _ = e.h.Handle(ctx, batch(consentRecord("2", "MODIFY", id, "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	}
 
 	logs := e.logs.String()

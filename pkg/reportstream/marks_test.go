@@ -3,6 +3,7 @@ package reportstream
 import (
 	"context"
 	"errors"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 )
 
@@ -26,9 +26,9 @@ func TestIntegrationFailedPurgeLeavesMark(t *testing.T) {
 	w := newWorld(t)
 	linkID := w.simLink(t, linkstore.TaxIDPersonal, testCPF)
 	at := time.Now().UTC().Add(-time.Minute)
-	rec := w.consentEvent(t, linkID, "consent-1", string(klavi.ConsentDeletedByUser), at)
+	rec := w.consentEvent(t, linkID, "consent-1", klavi.ConsentDeletedByUser, at)
 	svc := reports.New(w.kc, w.store, brokenDeleter{}, reports.Config{})
-	h := New(svc, Config{Marks: w.store, AutoRequest: true, Logger: slog.New(slog.NewJSONHandler(w.logs, nil)), Metrics: metrics.NewCapture("report-request")})
+	h := New(svc, Config{Marks: w.store, AutoRequest: true, Logger: slog.New(slog.NewJSONHandler(w.logs, nil)), Metrics: metricstest.NewCapture("report-request").Recorder})
 	resp, err := h.Handle(t.Context(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
 	if err != nil || len(resp.BatchItemFailures) != 1 {
 		t.Fatalf("Handle = %+v, %v; want the record failed", resp, err)

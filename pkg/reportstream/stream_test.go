@@ -14,6 +14,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/reports/reportstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -30,8 +31,8 @@ func TestStreamAuthorisedFixture(t *testing.T) {
 	if len(calls) != 1 {
 		t.Fatalf("klavi calls = %d, want 1 (the second record is the claim's own write)", len(calls))
 	}
-	if calls[0].kind != klavi.Personal || calls[0].req.LinkID != fixtureLinkID ||
-		!cmp.Equal(calls[0].req.ConsentIDs, []string{fixtureConsentID}) || calls[0].req.InstitutionCode != "260" {
+	if calls[0].Kind != klavi.Personal || calls[0].Req.LinkID != fixtureLinkID ||
+		!cmp.Equal(calls[0].Req.ConsentIDs, []string{fixtureConsentID}) || calls[0].Req.InstitutionCode != "260" {
 		t.Errorf("klavi call = %+v, want the fixture's consent on the personal endpoint", calls[0])
 	}
 	l := getLink(t, e.store.MemoryStore, fixtureLinkID)
@@ -69,7 +70,7 @@ func TestStreamConcurrentDuplicates(t *testing.T) {
 	// has finished, so they all run while the claim is held. A second
 	// call would not block, so a bug shows as a count, not a hang.
 	release := make(chan struct{})
-	e.klavi.answer = func(n int, _ klavi.TaxIDKind, _ klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(n int, _ klavi.TaxIDKind, _ klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if n == 1 {
 			<-release
 		}
@@ -113,24 +114,24 @@ func TestStreamIgnores(t *testing.T) {
 		"sk":   events.NewStringAttribute("#LINK"),
 		"type": events.NewStringAttribute("link"),
 	}
-	requestItem := consentRecord("11", "INSERT", "l-1", "c-1", "", string(klavi.ConsentAuthorised))
+	requestItem := consentRecord("11", "INSERT", "l-1", "c-1", "", klavi.ConsentAuthorised)
 	requestItem.Change.NewImage["type"] = events.NewStringAttribute("request")
-	wrongType := consentRecord("12", "INSERT", "l-1", "c-1", "", string(klavi.ConsentAuthorised))
+	wrongType := consentRecord("12", "INSERT", "l-1", "c-1", "", klavi.ConsentAuthorised)
 	wrongType.Change.NewImage["type"] = events.NewNumberAttribute("1")
 
 	ev := batch(
-		consentRecord("1", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), ""),
-		consentRecord("2", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)),
-		consentRecord("3", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)),
-		consentRecord("4", "INSERT", "l-1", "c-1", "", string(klavi.ConsentStarted)),
-		consentRecord("5", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentRevoked)),
-		consentRecord("6", "MODIFY", "l-1", "c-1", string(klavi.ConsentDeletedByUser), string(klavi.ConsentDeletedByUser)),
-		consentRecord("7", "UNKNOWN", "l-1", "c-1", "", string(klavi.ConsentAuthorised)),
+		consentRecord("1", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, ""),
+		consentRecord("2", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentAuthorised),
+		consentRecord("3", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentAuthorised),
+		consentRecord("4", "INSERT", "l-1", "c-1", "", klavi.ConsentStarted),
+		consentRecord("5", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentRevoked),
+		consentRecord("6", "MODIFY", "l-1", "c-1", klavi.ConsentDeletedByUser, klavi.ConsentDeletedByUser),
+		consentRecord("7", "UNKNOWN", "l-1", "c-1", "", klavi.ConsentAuthorised),
 		linkItem, requestItem, wrongType,
 	)
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	e.objects.reset(reportstore.ReportKey("l-1", "pf_credit_card", "r-1"))
+	e.objects.Reset(reportstore.ReportKey("l-1", "pf_credit_card", "r-1"))
 
 	resp, err := e.h.Handle(t.Context(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
@@ -139,8 +140,8 @@ func TestStreamIgnores(t *testing.T) {
 	if n := len(e.klavi.Calls()); n != 0 {
 		t.Errorf("klavi calls = %d, want 0", n)
 	}
-	if len(e.objects.prefixes) != 0 {
-		t.Errorf("DeletePrefix calls = %q, want none", e.objects.prefixes)
+	if len(e.objects.Prefixes()) != 0 {
+		t.Errorf("DeletePrefix calls = %q, want none", e.objects.Prefixes())
 	}
 	l := getLink(t, e.store.MemoryStore, "l-1")
 	if !l.PurgedAt.IsZero() || len(l.ReportRequests) != 0 || l.Consents[0].LeaseUntil != (time.Time{}) {
@@ -165,12 +166,12 @@ func TestStreamAutoRequestOff(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.AutoRequest = false })
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"), authorised("c-2", "341"))
 	key := reportstore.ReportKey("l-2", "pf_credit_card", "r-1")
-	e.objects.keys[key] = true
+	e.objects.Put(key)
 	seed(t, e.store.MemoryStore, personalLink("l-2"), authorised("c-3", "260"))
 
 	resp, err := e.h.Handle(t.Context(), batch(
-		consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "MODIFY", "l-2", "c-3", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "MODIFY", "l-2", "c-3", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
@@ -184,8 +185,8 @@ func TestStreamAutoRequestOff(t *testing.T) {
 	if l := getLink(t, e.store.MemoryStore, "l-1"); l.Consents[0].LeaseUntil != (time.Time{}) {
 		t.Errorf("consent was claimed with auto requests off: %+v", l.Consents[0])
 	}
-	if l := getLink(t, e.store.MemoryStore, "l-2"); l.PurgedAt.IsZero() || e.objects.has(key) {
-		t.Errorf("purge did not happen with auto requests off: purgedAt %v, object kept %v", l.PurgedAt, e.objects.has(key))
+	if l := getLink(t, e.store.MemoryStore, "l-2"); l.PurgedAt.IsZero() || e.objects.Has(key) {
+		t.Errorf("purge did not happen with auto requests off: purgedAt %v, object kept %v", l.PurgedAt, e.objects.Has(key))
 	}
 }
 
@@ -202,7 +203,7 @@ func TestStreamDeletedFixture(t *testing.T) {
 	}
 	// A link whose id starts with the same characters keeps its reports.
 	other := reportstore.ReportKey(fixtureLinkID+"0", "pf_credit_card", "pr-3")
-	e.objects.reset(append(mine, other)...)
+	e.objects.Reset(append(mine, other)...)
 	ev := loadStream(t, "report-request-stream-deleted.json")
 
 	for i := range 2 { // a redelivered batch purges again, harmlessly
@@ -212,11 +213,11 @@ func TestStreamDeletedFixture(t *testing.T) {
 		}
 	}
 	for _, k := range mine {
-		if e.objects.has(k) {
+		if e.objects.Has(k) {
 			t.Errorf("report %s was not deleted", k)
 		}
 	}
-	if !e.objects.has(other) {
+	if !e.objects.Has(other) {
 		t.Errorf("another link's report %s was deleted", other)
 	}
 	l := getLink(t, e.store.MemoryStore, fixtureLinkID)
@@ -254,9 +255,9 @@ func TestStreamPurgeFailures(t *testing.T) {
 			e := newEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 			key := reportstore.ReportKey("l-1", "pf_credit_card", "pr-1")
-			e.objects.keys[key] = true
-			e.objects.err, e.store.purgeErr = tc.objectsErr, tc.purgeErr
-			ev := batch(consentRecord("7", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)))
+			e.objects.Put(key)
+			e.objects.Err, e.store.PurgeErr = tc.objectsErr, tc.purgeErr
+			ev := batch(consentRecord("7", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser))
 
 			resp, err := e.h.Handle(t.Context(), ev)
 			if err != nil || !cmp.Equal(failedSeqs(resp), []string{"7"}) {
@@ -266,7 +267,7 @@ func TestStreamPurgeFailures(t *testing.T) {
 			if got := !l.PurgedAt.IsZero(); got != tc.wantPurged {
 				t.Errorf("purged before the retry = %v, want %v", got, tc.wantPurged)
 			}
-			if got := e.objects.has(key); got != tc.wantObjects {
+			if got := e.objects.Has(key); got != tc.wantObjects {
 				t.Errorf("object kept before the retry = %v, want %v", got, tc.wantObjects)
 			}
 			if got := e.metrics.Sum("PurgesFailed", nil); got != 1 {
@@ -274,13 +275,13 @@ func TestStreamPurgeFailures(t *testing.T) {
 			}
 
 			// The stream delivers the record again; the purge completes.
-			e.objects.err, e.store.purgeErr = nil, nil
+			e.objects.Err, e.store.PurgeErr = nil, nil
 			resp, err = e.h.Handle(t.Context(), ev)
 			if err != nil || len(resp.BatchItemFailures) != 0 {
 				t.Fatalf("retry: Handle = %+v, %v; want no failures", resp, err)
 			}
-			if l := getLink(t, e.store.MemoryStore, "l-1"); l.PurgedAt.IsZero() || l.TaxID != "" || e.objects.has(key) {
-				t.Errorf("after the retry: purgedAt %v, tax id kept %v, object kept %v", l.PurgedAt, l.TaxID != "", e.objects.has(key))
+			if l := getLink(t, e.store.MemoryStore, "l-1"); l.PurgedAt.IsZero() || l.TaxID != "" || e.objects.Has(key) {
+				t.Errorf("after the retry: purgedAt %v, tax id kept %v, object kept %v", l.PurgedAt, l.TaxID != "", e.objects.Has(key))
 			}
 		})
 	}
@@ -292,9 +293,9 @@ func TestStreamPurgeOrder(t *testing.T) {
 	// for a report stored in between.
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
-	order := &orderStore{faultyStore: e.store, objects: e.objects}
+	order := &orderStore{Store: e.store, objects: e.objects}
 	h := New(reports.New(e.klavi, order, order, reports.Config{Now: e.clock.Now}), Config{AutoRequest: true})
-	resp, _ := h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+	resp, _ := h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("failures = %+v", resp.BatchItemFailures)
 	}
@@ -307,14 +308,14 @@ func TestStreamPurgeOrder(t *testing.T) {
 
 // orderStore records the order of purge steps.
 type orderStore struct {
-	*faultyStore
-	objects *fakeObjects
+	*reportstest.Store
+	objects *reportstest.Objects
 	steps   []string
 }
 
 func (o *orderStore) Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
 	o.steps = append(o.steps, "purge "+linkID)
-	return o.faultyStore.Purge(ctx, linkID, now)
+	return o.Store.Purge(ctx, linkID, now)
 }
 
 func (o *orderStore) DeletePrefix(ctx context.Context, prefix string) (int, error) {
@@ -324,7 +325,7 @@ func (o *orderStore) DeletePrefix(ctx context.Context, prefix string) (int, erro
 
 func TestStreamPurgeUnknownLink(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, err := e.h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser))))
+	resp, err := e.h.Handle(t.Context(), batch(consentRecord("1", "MODIFY", "l-x", "c-1", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser)))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("Handle = %+v, %v; want no failures", resp, err)
 	}
@@ -337,17 +338,17 @@ func TestStreamFailureKeepsLinkOrder(t *testing.T) {
 	e := newEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink("l-a"), authorised("c-a", "260"))
 	seed(t, e.store.MemoryStore, personalLink("l-b"), authorised("c-b", "260"))
-	e.klavi.answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
+	e.klavi.Answer = func(_ int, _ klavi.TaxIDKind, r klavi.InstitutionDataRequest) (*klavi.ReportRequestAccepted, error) {
 		if r.LinkID == "l-a" {
-			return nil, apiError(503, 503)
+			return nil, reportstest.APIError(503, 503)
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-b"}, nil
 	}
 	resp, err := e.h.Handle(t.Context(), batch(
-		consentRecord("1", "MODIFY", "l-a", "c-a", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "MODIFY", "l-b", "c-b", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("3", "MODIFY", "l-a", "c-a", string(klavi.ConsentAuthorised), string(klavi.ConsentAuthorised)), // no-op
-		consentRecord("4", "MODIFY", "l-a", "c-a", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-a", "c-a", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "MODIFY", "l-b", "c-b", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("3", "MODIFY", "l-a", "c-a", klavi.ConsentAuthorised, klavi.ConsentAuthorised), // no-op
+		consentRecord("4", "MODIFY", "l-a", "c-a", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -358,8 +359,8 @@ func TestStreamFailureKeepsLinkOrder(t *testing.T) {
 	if l := getLink(t, e.store.MemoryStore, "l-a"); !l.PurgedAt.IsZero() {
 		t.Errorf("link l-a purged ahead of its failed authorisation")
 	}
-	if len(e.objects.prefixes) != 0 {
-		t.Errorf("DeletePrefix calls = %q, want none", e.objects.prefixes)
+	if len(e.objects.Prefixes()) != 0 {
+		t.Errorf("DeletePrefix calls = %q, want none", e.objects.Prefixes())
 	}
 	if l := getLink(t, e.store.MemoryStore, "l-b"); len(l.ReportRequests) != 1 {
 		t.Errorf("link l-b requests = %+v, want one", l.ReportRequests)
@@ -378,10 +379,10 @@ func TestStreamOutcomes(t *testing.T) {
 		wantFail bool
 	}{
 		{name: "accepted"},
-		{name: "klavi 4001 is not retried", klaviErr: apiError(416, 4001)},
-		{name: "klavi 4002 is not retried", klaviErr: apiError(416, 4002)},
-		{name: "klavi 429 is retried", klaviErr: apiError(429, 429), wantFail: true},
-		{name: "klavi 500 is retried", klaviErr: apiError(500, 500), wantFail: true},
+		{name: "klavi 4001 is not retried", klaviErr: reportstest.APIError(416, 4001)},
+		{name: "klavi 4002 is not retried", klaviErr: reportstest.APIError(416, 4002)},
+		{name: "klavi 429 is retried", klaviErr: reportstest.APIError(429, 429), wantFail: true},
+		{name: "klavi 500 is retried", klaviErr: reportstest.APIError(500, 500), wantFail: true},
 		{name: "network failure is retried", klaviErr: errors.New("connection reset"), wantFail: true},
 		{
 			name: "lease held elsewhere is success",
@@ -402,7 +403,7 @@ func TestStreamOutcomes(t *testing.T) {
 		},
 		{
 			name:     "store unavailable is retried",
-			setup:    func(_ *testing.T, e *env) { e.store.claimErr = errors.New("dynamodb: throttled") },
+			setup:    func(_ *testing.T, e *env) { e.store.ClaimErr = errors.New("dynamodb: throttled") },
 			wantFail: true,
 		},
 	}
@@ -411,7 +412,7 @@ func TestStreamOutcomes(t *testing.T) {
 			e := newEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
 			if tc.klaviErr != nil {
-				e.klavi.failWith(tc.klaviErr)
+				e.klavi.FailWith(tc.klaviErr)
 			}
 			if tc.setup != nil {
 				tc.setup(t, e)
@@ -421,7 +422,7 @@ func TestStreamOutcomes(t *testing.T) {
 				linkID = "l-1"
 			}
 			resp, err := e.h.Handle(t.Context(), batch(
-				consentRecord("9", "MODIFY", linkID, "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised))))
+				consentRecord("9", "MODIFY", linkID, "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -442,9 +443,9 @@ func TestStreamCanceledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	resp, err := e.h.Handle(ctx, batch(
-		consentRecord("1", "MODIFY", "l-1", "c-1", string(klavi.ConsentAwaitingLGPDAuthorisation), string(klavi.ConsentAuthorised)),
-		consentRecord("2", "REMOVE", "l-1", "c-1", string(klavi.ConsentAuthorised), ""),
-		consentRecord("3", "MODIFY", "l-2", "c-2", string(klavi.ConsentAuthorised), string(klavi.ConsentDeletedByUser)),
+		consentRecord("1", "MODIFY", "l-1", "c-1", klavi.ConsentAwaitingLGPDAuthorisation, klavi.ConsentAuthorised),
+		consentRecord("2", "REMOVE", "l-1", "c-1", klavi.ConsentAuthorised, ""),
+		consentRecord("3", "MODIFY", "l-2", "c-2", klavi.ConsentAuthorised, klavi.ConsentDeletedByUser),
 	))
 	if err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func TestReplayAfterObjectExpiredRefused(t *testing.T) {
 	a.h = New(staticKey(testSecret), reportstore.New(a.flaky, a.bucket, reportstore.Options{}), a.store, Config{
 		Verifier: webhooksig.Verifier{Now: func() time.Time { return now }},
 		Logger:   a.h.log,
-		Metrics:  a.rec,
+		Metrics:  a.rec.Recorder,
 		Now:      func() time.Time { return clock },
 	})
 	req := fixture(t)

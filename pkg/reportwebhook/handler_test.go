@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -79,16 +79,16 @@ type env struct {
 	objects *memObjects
 	links   *linkstoretest.MemoryStore
 	logs    *bytes.Buffer
-	rec     *metrics.Recorder
+	rec     *metricstest.Capture
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{objects: &memObjects{}, links: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metrics.NewCapture("report-webhook")}
+	e := &env{objects: &memObjects{}, links: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metricstest.NewCapture("report-webhook")}
 	e.h = New(staticKey(testSecret), e.objects, e.links, Config{
 		Verifier: webhooksig.Verifier{Now: func() time.Time { return now }},
 		Logger:   slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Metrics:  e.rec,
+		Metrics:  e.rec.Recorder,
 		Now:      func() time.Time { return now },
 	})
 	return e
@@ -252,7 +252,7 @@ func TestS3FailureIsRetryableAndRetrySucceeds(t *testing.T) {
 func TestNonOKReportStoredAndMarked(t *testing.T) {
 	e := newEnv(t)
 	createLink(t, e.links)
-	body := klavireport.SyntheticWith(klavireport.SyntheticOptions{Size: 4 << 10, Seed: 3, ProductName: "pf_credit_card", ProductReportID: "rep-204", LinkID: fixtureLink, Code: 204})
+	body := klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{Size: 4 << 10, Seed: 3, ProductName: "pf_credit_card", ProductReportID: "rep-204", LinkID: fixtureLink, Code: 204})
 	resp, _ := e.call(t, signed(fixture(t), body, testSecret))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d (%s), want 200", resp.StatusCode, resp.Body)
@@ -287,7 +287,7 @@ func TestRejects(t *testing.T) {
 		}, http.StatusUnauthorized, "missing_signature"},
 		{"truncated", func() httpapi.Request { return signed(good, []byte(good.Body[:len(good.Body)/2]), testSecret) }, http.StatusBadRequest, "invalid_report"},
 		{"too large", func() httpapi.Request {
-			return signed(good, klavireport.Synthetic(MaxBodyBytes+1024, 1, "pf_checking_account"), testSecret)
+			return signed(good, klavireporttest.Synthetic(MaxBodyBytes+1024, 1, "pf_checking_account"), testSecret)
 		}, http.StatusRequestEntityTooLarge, "body_too_large"},
 	}
 	for _, tc := range tests {

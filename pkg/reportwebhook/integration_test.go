@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
@@ -70,7 +70,7 @@ func newAWSEnv(t *testing.T) *awsEnv {
 	e.h = New(staticKey(testSecret), reportstore.New(flaky, bucket, reportstore.Options{}), store, Config{
 		Verifier: webhooksig.Verifier{Now: e.h.now},
 		Logger:   e.h.log,
-		Metrics:  e.rec,
+		Metrics:  e.rec.Recorder,
 		Now:      e.h.now,
 	})
 	return &awsEnv{env: e, s3: s3c, bucket: bucket, flaky: flaky, store: store}
@@ -100,7 +100,7 @@ func (a *awsEnv) count(t *testing.T) int {
 }
 
 func bigReport() []byte {
-	return klavireport.SyntheticWith(klavireport.SyntheticOptions{
+	return klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 		Size: 5 << 20, Seed: 42, ProductName: "pf_categorized_checking_l3", ProductReportID: "rep-5mb",
 		RequestID: "req-1", LinkID: fixtureLink, EnquiryCPF: fixtureCPF,
 	})
@@ -141,7 +141,7 @@ func TestFiveMBReportLandsByteIdentical(t *testing.T) {
 
 func TestTenConcurrentDuplicatesOneObjectOneRecord(t *testing.T) {
 	a := newAWSEnv(t)
-	req := signed(fixture(t), klavireport.SyntheticWith(klavireport.SyntheticOptions{Size: 256 << 10, Seed: 7, ProductName: "pf_credit_card", ProductReportID: "rep-dup", LinkID: fixtureLink}), testSecret)
+	req := signed(fixture(t), klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{Size: 256 << 10, Seed: 7, ProductName: "pf_credit_card", ProductReportID: "rep-dup", LinkID: fixtureLink}), testSecret)
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
 
@@ -59,8 +59,8 @@ func TestAdmit(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			keyCalls = 0
-			rec := metrics.NewCapture("test")
-			g := &Gate{Webhook: "events", MaxBody: 48, SourceIPs: allow, Keys: tc.keys, Metrics: rec,
+			rec := metricstest.NewCapture("test")
+			g := &Gate{Webhook: "events", MaxBody: 48, SourceIPs: allow, Keys: tc.keys, Metrics: rec.Recorder,
 				Verifier: webhooksig.Verifier{Now: func() time.Time { return now }}}
 			in := g.Admit(t.Context(), tc.req)
 			switch {

@@ -275,7 +275,7 @@ func (f *feed) add(linkID string, old, new *linkstore.Consent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.seq++
-	f.queue = append(f.queue, linkstore.StreamRecord(linkID, old, new, fmt.Sprintf("%021d", f.seq)))
+	f.queue = append(f.queue, linkstoretest.StreamRecord(linkID, old, new, fmt.Sprintf("%021d", f.seq)))
 	f.cond.Broadcast()
 }
 

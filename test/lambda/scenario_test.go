@@ -24,7 +24,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
 
@@ -501,7 +501,7 @@ func (s *scenario) reportWebhook(t *testing.T) {
 	d := s.d
 	const product = "pf_checking_account"
 	reportID := newUUID(t)
-	s.reportBody = klavireport.SyntheticWith(klavireport.SyntheticOptions{
+	s.reportBody = klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 		Size:            1 << 20,
 		Seed:            42,
 		ProductName:     product,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/taxid"
 )
@@ -172,7 +173,7 @@ func planTraffic(rng *rand.Rand, links []*linkPlan, base time.Time) *traffic {
 		for i, product := range l.products {
 			r := &reportPlan{link: l, productName: product, productReportID: newUUID(rng)}
 			r.key = reportstore.ReportKey(l.linkID, r.productName, r.productReportID)
-			r.body = klavireport.SyntheticWith(klavireport.SyntheticOptions{
+			r.body = klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 				Size:            minReportBytes + rng.IntN(maxReportBytes-minReportBytes+1),
 				Seed:            rng.Int64(),
 				ProductName:     product,

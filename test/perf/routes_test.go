@@ -15,7 +15,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
@@ -229,7 +229,7 @@ func newReportWebhook(tb testing.TB, d *deployment, in *instance) driver {
 func (r *reportWebhook) prepare(_ context.Context, tb testing.TB) {
 	tb.Helper()
 	r.seq++
-	body := klavireport.SyntheticWith(klavireport.SyntheticOptions{
+	body := klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{
 		Size:            reportSize,
 		Seed:            r.seq,
 		ProductName:     "pf_checking_account",

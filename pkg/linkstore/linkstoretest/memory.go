@@ -159,7 +159,7 @@ func (m *MemoryStore) CreateLink(_ context.Context, l linkstore.Link) error {
 	if l.LinkID == "" {
 		return fmt.Errorf("create link: %w", linkstore.ErrEmptyID)
 	}
-	l = cloneLink(linkWithDefaults(l, m.opts.now()))
+	l = cloneLink(l.WithDefaults(m.opts.now()))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ml, ok := m.links[l.LinkID]
@@ -208,7 +208,7 @@ func (ml *memLink) full() linkstore.Link {
 // ApplyEvent records an event and applies what it changes.
 func (m *MemoryStore) ApplyEvent(_ context.Context, e linkstore.EventChange) (linkstore.Outcome, error) {
 	defer m.feedChanges()
-	e = normalizedEvent(e, m.opts.now)
+	e = e.Normalized(m.opts.now)
 	if e.EventID == "" {
 		return "", fmt.Errorf("apply event: %w", linkstore.ErrEmptyID)
 	}
@@ -229,7 +229,7 @@ func (m *MemoryStore) ApplyEvent(_ context.Context, e linkstore.EventChange) (li
 	if ok && !ml.link.PurgedAt.IsZero() {
 		return linkstore.Recorded, nil
 	}
-	consentChange := isConsentChange(e)
+	consentChange := e.IsConsentChange()
 	if consentChange && ok {
 		if c, seen := ml.consents[e.ConsentID]; seen && !eventWins(e, c) {
 			return linkstore.Stale, nil

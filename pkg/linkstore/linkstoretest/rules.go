@@ -12,60 +12,15 @@ import (
 // What DynamoStore does with update expressions and conditions, written in
 // Go for MemoryStore. The consent lifecycle itself (which event supersedes
 // which status) is not repeated here: both stores take it from
-// klavi.ConsentStatus and klavi.Supersedes. The conformance suite in
+// klavi.ConsentStatus and klavi.Supersedes; nor are the defaults a write
+// fills in, which both take from linkstore.Link.WithDefaults and
+// linkstore.EventChange.Normalized. The conformance suite in
 // package linkstore runs both stores and holds them to the same outcomes.
 
 // eventWins reports whether a consent event replaces the consent's current
 // state.
 func eventWins(e linkstore.EventChange, c linkstore.Consent) bool {
 	return klavi.Supersedes(e.ConsentStatus, e.EventTime, c.Status, c.EventTime)
-}
-
-// isConsentChange reports whether the event sets a consent's status. A
-// consent event that names no link or no consent cannot be placed and is
-// only recorded.
-func isConsentChange(e linkstore.EventChange) bool {
-	return e.ConsentStatus != "" && e.LinkID != "" && e.ConsentID != ""
-}
-
-// normalizedEvent is the event as DynamoStore applies it: times in storage
-// precision, status upper-cased, defaults filled in.
-func normalizedEvent(e linkstore.EventChange, now func() time.Time) linkstore.EventChange {
-	if e.ReceivedAt.IsZero() {
-		e.ReceivedAt = now()
-	}
-	e.ReceivedAt = stored(e.ReceivedAt)
-	e.EventTime = stored(e.EventTime)
-	e.ConsentStatus = klavi.ParseConsentStatus(string(e.ConsentStatus))
-	switch {
-	case e.EventTTL == 0:
-		e.EventTTL = linkstore.DefaultEventTTL
-	case e.EventTTL < linkstore.MinEventTTL:
-		e.EventTTL = linkstore.MinEventTTL
-	}
-	return e
-}
-
-// linkWithDefaults fills in what CreateLink defaults and puts times in
-// storage precision; parts are not stored by CreateLink and are dropped.
-func linkWithDefaults(l linkstore.Link, now time.Time) linkstore.Link {
-	l.TaxIDType = normalizeTaxIDType(l.TaxIDType)
-	if l.Origin == "" {
-		l.Origin = linkstore.OriginAPI
-	}
-	if l.CreatedAt.IsZero() {
-		l.CreatedAt = now
-	}
-	if l.UpdatedAt.IsZero() {
-		l.UpdatedAt = l.CreatedAt
-	}
-	l.CreatedAt, l.UpdatedAt, l.ExpiresAt = stored(l.CreatedAt), stored(l.UpdatedAt), stored(l.ExpiresAt)
-	l.PurgedAt = time.Time{}
-	if !hasJSON(l.ExternalInfo) {
-		l.ExternalInfo = nil
-	}
-	l.Consents, l.ReportRequests, l.Reports = nil, nil, nil
-	return l
 }
 
 // claimError tells why a consent cannot be claimed for its automatic report

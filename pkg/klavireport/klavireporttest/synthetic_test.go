@@ -1,4 +1,4 @@
-package klavireport_test
+package klavireporttest_test
 
 import (
 	"bytes"
@@ -6,23 +6,23 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavireport/klavireporttest"
 )
 
 func TestSyntheticDeterministic(t *testing.T) {
-	a := klavireport.Synthetic(64<<10, 42, "pf_checking_account")
-	b := klavireport.Synthetic(64<<10, 42, "pf_checking_account")
+	a := klavireporttest.Synthetic(64<<10, 42, "pf_checking_account")
+	b := klavireporttest.Synthetic(64<<10, 42, "pf_checking_account")
 	if !bytes.Equal(a, b) {
 		t.Errorf("Synthetic() with equal arguments gave different bodies")
 	}
-	if c := klavireport.Synthetic(64<<10, 43, "pf_checking_account"); bytes.Equal(a, c) {
+	if c := klavireporttest.Synthetic(64<<10, 43, "pf_checking_account"); bytes.Equal(a, c) {
 		t.Errorf("Synthetic() with different seeds gave equal bodies")
 	}
 }
 
 func TestSyntheticSize(t *testing.T) {
 	for _, size := range []int{64 << 10, 1 << 20} {
-		body := klavireport.Synthetic(size, 1, "")
+		body := klavireporttest.Synthetic(size, 1, "")
 		if !json.Valid(body) {
 			t.Fatalf("Synthetic(%d) is not valid JSON", size)
 		}
@@ -33,7 +33,7 @@ func TestSyntheticSize(t *testing.T) {
 }
 
 func TestSyntheticTiny(t *testing.T) {
-	body := klavireport.Synthetic(0, 1, "")
+	body := klavireporttest.Synthetic(0, 1, "")
 	got := decodeAccounts(t, body)
 	if len(got.CheckingAccounts) == 0 || len(got.CheckingAccounts[0].TransactionDetails) == 0 {
 		t.Errorf("Synthetic(0) has no transaction, want at least one")
@@ -44,7 +44,7 @@ func TestSyntheticTiny(t *testing.T) {
 // canonical pretty-printing, checkingAccounts with transactionDetails whose
 // amounts are decimal strings, and a CPF with valid check digits.
 func TestSyntheticShape(t *testing.T) {
-	body := klavireport.Synthetic(256<<10, 9, "")
+	body := klavireporttest.Synthetic(256<<10, 9, "")
 	var canonical bytes.Buffer
 	if err := json.Indent(&canonical, body, "", "  "); err != nil {
 		t.Fatalf("json.Indent() error = %v", err)
@@ -88,7 +88,7 @@ func TestSyntheticWithInvalidExternalInfoPanics(t *testing.T) {
 			t.Errorf("SyntheticWith() with invalid ExternalInfo did not panic")
 		}
 	}()
-	klavireport.SyntheticWith(klavireport.SyntheticOptions{ExternalInfo: json.RawMessage(`{`)})
+	klavireporttest.SyntheticWith(klavireporttest.SyntheticOptions{ExternalInfo: json.RawMessage(`{`)})
 }
 
 type syntheticReport struct {

@@ -1,4 +1,4 @@
-package klavireport
+package klavireporttest
 
 import (
 	"bytes"
@@ -94,7 +94,7 @@ func newGenerator(o SyntheticOptions) *generator {
 	}
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, ext, indent, indent); err != nil {
-		panic("klavireport: SyntheticOptions.ExternalInfo is not valid JSON")
+		panic("klavireporttest: SyntheticOptions.ExternalInfo is not valid JSON")
 	}
 	g.ext = buf.Bytes()
 	return g
@@ -336,7 +336,7 @@ func (g *generator) marshal(v any, prefix string) []byte {
 	out, err := json.MarshalIndent(v, prefix, indent)
 	if err != nil {
 		// The generator only marshals its own plain structs.
-		panic("klavireport: marshal synthetic report: " + err.Error())
+		panic("klavireporttest: marshal synthetic report: " + err.Error())
 	}
 	return out
 }
