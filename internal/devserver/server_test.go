@@ -361,7 +361,11 @@ func TestEndToEndAuthorise(t *testing.T) {
 			}
 			e.returnToDemo(t, loc, link.LinkID)
 
-			v := e.waitFor(t, link.LinkID, "REPORTS_RECEIVED", hasStatus("REPORTS_RECEIVED"))
+			// The simulator may deliver the reports before the request
+			// that asked for them is recorded: wait for both.
+			v := e.waitFor(t, link.LinkID, "REPORTS_RECEIVED with its request recorded", func(v linkapi.View) bool {
+				return v.Status == "REPORTS_RECEIVED" && len(v.ReportRequests) > 0
+			})
 			if v.TaxIDType != tc.wantType || v.TaxIDMasked == "" || strings.Contains(v.TaxIDMasked, tc.bare) {
 				t.Errorf("tax id in view = %s %q, want %s and masked", v.TaxIDType, v.TaxIDMasked, tc.wantType)
 			}
