@@ -87,7 +87,9 @@ func StreamRecord(linkID string, old, new *Consent, seq string) events.DynamoDBE
 // encodeConsent is the consent item as DynamoStore leaves it: ApplyEvent
 // writes the keys, type, linkId, consentId, status, eventTime, eventRank,
 // updatedAt and institutionCode (when known), ClaimAutoRequest adds
-// leaseUntil, RecordReportRequest sets requestId and removes leaseUntil.
+// leaseUntil, RecordReportRequest sets requestId and removes leaseUntil,
+// ClaimRevoke adds revokeLeaseUntil, RecordRevoke sets revokeRequestedAt
+// and removes revokeLeaseUntil.
 func encodeConsent(linkID string, c Consent) item {
 	it := consentKey(linkID, c.ConsentID)
 	it[attrType] = str(ItemTypeConsent)
@@ -101,6 +103,12 @@ func encodeConsent(linkID string, c Consent) item {
 	putIf(it, attrRequestID, c.RequestID)
 	if !c.LeaseUntil.IsZero() {
 		it[attrLeaseUntil] = timeValue(c.LeaseUntil)
+	}
+	if !c.RevokeRequestedAt.IsZero() {
+		it[attrRevokeRequested] = timeValue(c.RevokeRequestedAt)
+	}
+	if !c.RevokeLeaseUntil.IsZero() {
+		it[attrRevokeLease] = timeValue(c.RevokeLeaseUntil)
 	}
 	return it
 }
