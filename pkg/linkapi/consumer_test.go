@@ -73,7 +73,7 @@ func (e *consumerEnv) seedOwned(t *testing.T) {
 	err := e.store.RecordReport(t.Context(), fixtureLinkID, linkstore.Report{
 		ProductReportID: "pr-0001-checking", ProductName: "pf_checking_account", RequestID: "req-1",
 		ObjectKey: "reports/" + fixtureLinkID + "/pf_checking_account/pr-0001-checking.json",
-		Code: 200, Bytes: 1234, SHA256: strings.Repeat("ab", 32), ReceivedAt: testStart,
+		Code:      200, Bytes: 1234, SHA256: strings.Repeat("ab", 32), ReceivedAt: testStart,
 	})
 	if err != nil {
 		t.Fatal(err)
