@@ -28,7 +28,12 @@ const (
 	EnvKlaviSourceIPs       = "KLAVI_SOURCE_IPS"
 	EnvSignatureTolerance   = "SIGNATURE_TOLERANCE"
 	EnvReconcileAfter       = "RECONCILE_AFTER"
+	EnvReportURLTTL         = "REPORT_URL_TTL"
 )
+
+// MaxReportURLTTL bounds REPORT_URL_TTL: a download URL is a bearer
+// credential for the report, so it must not live long.
+const MaxReportURLTTL = time.Hour
 
 // DefaultKlaviBaseURL is Klavi's sandbox.
 const DefaultKlaviBaseURL = "https://api-sandbox.klavi.ai"
@@ -50,6 +55,9 @@ type Config struct {
 	// ReconcileAfter is how long an authorised consent may wait for its
 	// reports before the reconciliation sweep acts; default 15m.
 	ReconcileAfter time.Duration
+	// ReportURLTTL is the lifetime of a report download URL; default 5m,
+	// at most MaxReportURLTTL.
+	ReportURLTTL time.Duration
 }
 
 // Load reads the environment through getenv (os.Getenv in main) and checks
@@ -73,6 +81,7 @@ func Load(getenv func(string) string, required ...string) (Config, error) {
 		AutoRequestReports:   true,
 		SignatureTolerance:   5 * time.Minute,
 		ReconcileAfter:       15 * time.Minute,
+		ReportURLTTL:         5 * time.Minute,
 	}
 	if c.KlaviBaseURL == "" {
 		c.KlaviBaseURL = DefaultKlaviBaseURL
@@ -109,6 +118,13 @@ func Load(getenv func(string) string, required ...string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %w", EnvReconcileAfter, err))
 	} else if ok {
 		c.ReconcileAfter = d
+	}
+	if d, ok, err := duration(getenv(EnvReportURLTTL)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvReportURLTTL, err))
+	} else if ok && (d <= 0 || d > MaxReportURLTTL) {
+		errs = append(errs, fmt.Errorf("%s must be more than 0 and at most %s", EnvReportURLTTL, MaxReportURLTTL))
+	} else if ok {
+		c.ReportURLTTL = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)

@@ -77,3 +77,35 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadReportURLTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        time.Duration
+		fails       bool
+	}{
+		{"default", "", 5 * time.Minute, false},
+		{"set", "90s", 90 * time.Second, false},
+		{"at most an hour", "1h", time.Hour, false},
+		{"over an hour", "61m", 0, true},
+		{"zero", "0s", 0, true},
+		{"negative", "-5m", 0, true},
+		{"not a duration", "5", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{EnvReportURLTTL: tc.value}))
+			if tc.fails {
+				if err == nil || !strings.Contains(err.Error(), EnvReportURLTTL) {
+					t.Fatalf("Load(%q) = %v, want an error naming %s", tc.value, err, EnvReportURLTTL)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%q): %v", tc.value, err)
+			}
+			if c.ReportURLTTL != tc.want {
+				t.Errorf("ReportURLTTL = %v, want %v", c.ReportURLTTL, tc.want)
+			}
+		})
+	}
+}

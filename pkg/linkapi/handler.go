@@ -4,6 +4,9 @@
 //	POST /links                    create a Klavi link for an end user
 //	GET  /links/{linkId}           the link view: status, consents, report requests, reports
 //	POST /links/{linkId}/reports   request the link's reports now (package reports)
+//	GET  /links/{linkId}/reports/{productReportId}   a stored report's metadata and download URL
+//	POST /links/{linkId}/revoke    revoke the link's authorised consents at Klavi (package revocation)
+//	DELETE /links/{linkId}         erase the link on request: revoke, then purge
 //
 // The handler is plain logic over small interfaces (Klavi, the link store
 // and the report service) so the Lambda function, the local development
@@ -78,9 +81,15 @@ type Config struct {
 	// redirect URLs (hosts still checked). Only the local development
 	// server sets it; a deployed function never does.
 	AllowLoopbackRedirect bool
-	Logger                *slog.Logger
-	Metrics               *metrics.Recorder
-	Now                   func() time.Time
+	// Downloads signs report download URLs; nil: no GET
+	// /links/{linkId}/reports/{productReportId}.
+	Downloads URLSigner
+	// Revocation revokes and deletes links; nil: no POST
+	// /links/{linkId}/revoke and no DELETE /links/{linkId}.
+	Revocation Revoker
+	Logger     *slog.Logger
+	Metrics    *metrics.Recorder
+	Now        func() time.Time
 }
 
 // Handler answers the link routes.
@@ -123,6 +132,8 @@ const (
 	routeLinks   = "/links"
 	routeLink    = "/links/{linkId}"
 	routeReports = "/links/{linkId}/reports"
+	routeReport  = "/links/{linkId}/reports/{productReportId}"
+	routeRevoke  = "/links/{linkId}/revoke"
 )
 
 // Handle routes one HTTP API request.
@@ -135,7 +146,14 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 		return h.get(ctx, id, httpapi.Caller(req)), nil
 	case path == routeReports && h.reports != nil && method == http.MethodPost:
 		return h.requestReports(ctx, req, id), nil
-	case path == routeLinks, path == routeLink, path == routeReports && h.reports != nil:
+	case path == routeReport && h.cfg.Downloads != nil && method == http.MethodGet:
+		return h.download(ctx, req, id, productReportID(req)), nil
+	case path == routeRevoke && h.cfg.Revocation != nil && method == http.MethodPost:
+		return h.revoke(ctx, req, id), nil
+	case path == routeLink && h.cfg.Revocation != nil && method == http.MethodDelete:
+		return h.deleteLink(ctx, req, id), nil
+	case path == routeLinks, path == routeLink, path == routeReports && h.reports != nil,
+		path == routeReport && h.cfg.Downloads != nil, path == routeRevoke && h.cfg.Revocation != nil:
 		return httpapi.Error(http.StatusMethodNotAllowed, "method_not_allowed", "This route does not accept that method."), nil
 	default:
 		// A handler built without the report service serves no report
@@ -170,6 +188,10 @@ func route(req httpapi.Request) (method, path, linkID string) {
 		return method, routeLink, id
 	case sub == "reports":
 		return method, routeReports, id
+	case sub == "revoke":
+		return method, routeRevoke, id
+	case strings.HasPrefix(sub, "reports/") && !strings.Contains(sub[len("reports/"):], "/") && len(sub) > len("reports/"):
+		return method, routeReport, id
 	default:
 		return method, path, ""
 	}

@@ -28,6 +28,9 @@ type Store interface {
 	RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error
 	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
+	RequestDeletion(ctx context.Context, linkID string, now time.Time) error
+	ClaimRevoke(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
+	RecordRevoke(ctx context.Context, linkID, consentID string, at time.Time) error
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
@@ -86,6 +89,9 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"LinkDeletionWithoutConsent", testLinkDeletionWithoutConsent},
 		{"UnplacedDeletionKept", testUnplacedDeletionKept},
 		{"MarkPending", testMarkPending},
+		{"ClaimRevoke", testClaimRevoke},
+		{"ClaimRevokeConcurrent", testClaimRevokeConcurrent},
+		{"RequestedDeletion", testRequestedDeletion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -618,7 +624,9 @@ func testPurge(t *testing.T, s Store) {
 		t.Errorf("Purge must return the link as it was (-want +got):\n%s", diff)
 	}
 
-	tomb := &linkstore.Link{LinkID: "L", TaxIDType: linkstore.TaxIDUnknown, ExpiresAt: before.ExpiresAt, CreatedAt: before.CreatedAt, UpdatedAt: ms(purgedAt), PurgedAt: ms(purgedAt)}
+	// The owner stays, so that only the owner reads the tombstone.
+	tomb := &linkstore.Link{LinkID: "L", TaxIDType: linkstore.TaxIDUnknown, Owner: before.Owner, ExpiresAt: before.ExpiresAt, CreatedAt: before.CreatedAt,
+		UpdatedAt: ms(purgedAt), PurgedAt: ms(purgedAt), PurgeReason: linkstore.PurgeConsentDeletedByUser}
 	if diff := cmp.Diff(tomb, mustGet(t, s, "L")); diff != "" {
 		t.Errorf("tombstone mismatch (-want +got):\n%s", diff)
 	}
@@ -666,4 +674,116 @@ func testCheckLink(t *testing.T, s Store) {
 		t.Fatalf("Purge: %v", err)
 	}
 	checkErr(t, "CheckLink(purged)", s.CheckLink(ctx, "L-check"), linkstore.ErrPurged)
+}
+
+func testClaimRevoke(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	apply(t, s, consentEvent("started", "L", "D", klavi.ConsentStarted, t0), linkstore.Applied)
+	lease := 30 * time.Second
+
+	checkErr(t, "claim unknown link", s.ClaimRevoke(ctx, "X", "C", lease, t0), linkstore.ErrNotFound)
+	checkErr(t, "claim unknown consent", s.ClaimRevoke(ctx, "L", "X", lease, t0), linkstore.ErrNotFound)
+	checkErr(t, "claim started consent", s.ClaimRevoke(ctx, "L", "D", lease, t0), linkstore.ErrNotAuthorised)
+
+	checkErr(t, "first claim", s.ClaimRevoke(ctx, "L", "C", lease, t0), nil)
+	if got := mustGet(t, s, "L").Consents[0].RevokeLeaseUntil; !got.Equal(ms(t0.Add(lease))) {
+		t.Errorf("RevokeLeaseUntil = %v, want %v", got, ms(t0.Add(lease)))
+	}
+	checkErr(t, "claim during lease", s.ClaimRevoke(ctx, "L", "C", lease, t0.Add(lease-time.Second)), linkstore.ErrLeaseHeld)
+	// A claim that was never recorded (a Klavi failure) may be taken again
+	// once it has run out.
+	checkErr(t, "claim after lease", s.ClaimRevoke(ctx, "L", "C", lease, t0.Add(lease)), nil)
+	// The automatic report request's own claim is another matter.
+	checkErr(t, "report claim beside revoke claim", s.ClaimAutoRequest(ctx, "L", "C", time.Minute, t0), nil)
+
+	at := t0.Add(lease + time.Second)
+	checkErr(t, "record revoke", s.RecordRevoke(ctx, "L", "C", at), nil)
+	c := mustGet(t, s, "L").Consents[0]
+	if !c.RevokeRequestedAt.Equal(ms(at)) || !c.RevokeLeaseUntil.IsZero() || c.Status != klavi.ConsentAuthorised {
+		t.Errorf("after RecordRevoke consent = %+v, want RevokeRequestedAt %v, no lease, still AUTHORISED", c, ms(at))
+	}
+	checkErr(t, "claim after record", s.ClaimRevoke(ctx, "L", "C", lease, t0.Add(time.Hour)), linkstore.ErrRevokeRequested)
+	checkErr(t, "record again", s.RecordRevoke(ctx, "L", "C", at.Add(time.Hour)), nil)
+	if got := mustGet(t, s, "L").Consents[0].RevokeRequestedAt; !got.Equal(ms(at)) {
+		t.Errorf("RecordRevoke again moved RevokeRequestedAt to %v, want %v", got, ms(at))
+	}
+	checkErr(t, "record unknown consent", s.RecordRevoke(ctx, "L", "X", at), linkstore.ErrNotFound)
+
+	// Klavi's consent_revoked settles the status; the mark stays.
+	apply(t, s, consentEvent("revoked", "L", "C", klavi.ConsentRevoked, t0.Add(time.Hour)), linkstore.Applied)
+	c = mustGet(t, s, "L").Consents[0]
+	if c.Status != klavi.ConsentRevoked || !c.RevokeRequestedAt.Equal(ms(at)) {
+		t.Errorf("after consent_revoked consent = %+v, want REVOKED with the mark", c)
+	}
+}
+
+func testClaimRevokeConcurrent(t *testing.T, s Store) {
+	authorisedConsent(t, s)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.ClaimRevoke(t.Context(), "L", "C", time.Minute, t0) })
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, linkstore.ErrLeaseHeld):
+			t.Errorf("losing claim: %v, want ErrLeaseHeld", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d concurrent revoke claims won, want 1", won)
+	}
+}
+
+func testRequestedDeletion(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	checkErr(t, "request deletion of unknown", s.RequestDeletion(ctx, "X", t0), linkstore.ErrNotFound)
+	at := t0.Add(time.Hour)
+	checkErr(t, "request deletion", s.RequestDeletion(ctx, "L", at), nil)
+	checkErr(t, "request deletion again", s.RequestDeletion(ctx, "L", at), nil)
+
+	// Asked, not done: the link reads as before and is due for the sweep.
+	l := mustGet(t, s, "L")
+	if l.PurgeReason != linkstore.PurgeDeletedByRequest || !l.PurgedAt.IsZero() || l.TaxID != testCPF {
+		t.Errorf("after RequestDeletion link = %+v, want the reason recorded and nothing purged", l)
+	}
+	if got := l.Status(at); got != linkstore.StatusAuthorised {
+		t.Errorf("Status before the purge = %q, want %q", got, linkstore.StatusAuthorised)
+	}
+	att, err := s.ListAttention(ctx, linkstore.DeletionRequested, at.Add(time.Millisecond), 0)
+	checkErr(t, "list attention", err, nil)
+	want := []linkstore.Attention{{LinkID: "L", Kind: linkstore.DeletionRequested, Due: ms(at)}}
+	if diff := cmp.Diff(want, att); diff != "" {
+		t.Errorf("DELETION_REQUESTED entries (-want +got):\n%s", diff)
+	}
+
+	// The purge that finishes it records the fintech's reason.
+	_, err = s.Purge(ctx, "L", at.Add(time.Minute))
+	checkErr(t, "purge", err, nil)
+	l = mustGet(t, s, "L")
+	if l.PurgeReason != linkstore.PurgeDeletedByRequest || l.Owner != "user-a" || l.TaxID != "" || len(l.Consents) != 0 {
+		t.Errorf("tombstone = %+v, want reason deleted_by_request, the owner, nothing else", l)
+	}
+	if got := l.Status(at); got != linkstore.StatusDeleted {
+		t.Errorf("Status = %q, want %q", got, linkstore.StatusDeleted)
+	}
+	att, err = s.ListAttention(ctx, linkstore.DeletionRequested, at.Add(24*time.Hour), 0)
+	checkErr(t, "list attention", err, nil)
+	if len(att) != 0 {
+		t.Errorf("DELETION_REQUESTED after the purge = %+v, want none", att)
+	}
+	checkErr(t, "request deletion after purge", s.RequestDeletion(ctx, "L", at), linkstore.ErrPurged)
+	// A late consent_deleted_by_user does not change the reason.
+	_, err = s.Purge(ctx, "L", at.Add(2*time.Hour))
+	checkErr(t, "purge again", err, nil)
+	if got := mustGet(t, s, "L").PurgeReason; got != linkstore.PurgeDeletedByRequest {
+		t.Errorf("PurgeReason after a second purge = %q", got)
+	}
 }

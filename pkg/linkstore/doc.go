@@ -50,8 +50,22 @@
 //
 // # LGPD
 //
-// Purge turns the link item into a tombstone (link id, dates and PurgedAt;
-// the owner goes too) and deletes its consent, request and report items.
+// Purge turns the link item into a tombstone (link id, dates, PurgedAt,
+// PurgeReason and the owner, so that only the owner reads the tombstone)
+// and deletes its consent, request and report items. A deletion the
+// fintech asks for is first recorded (RequestDeletion: PurgeReason
+// deleted_by_request and a DELETION_REQUESTED attention entry due at once,
+// the link otherwise untouched), so that a deletion left half done is
+// finished by the sweep and never reads as done before the purge.
+//
+// # Revocation
+//
+// ClaimRevoke and RecordRevoke guard our revocation of a consent at Klavi
+// as ClaimAutoRequest and RecordReportRequest guard its report request:
+// a lease on an AUTHORISED consent, then a revokeRequestedAt mark, both
+// conditional writes, so that Klavi is asked once however many callers
+// ask. The consent's status stays Klavi's; its consent_revoked event
+// settles it.
 // The tax id is personal data: it is stored only on the link item and never
 // goes into a key, an index, an event marker, a log line or an error. The
 // owner, an identity of the API's caller, is kept the same way: on the link
@@ -78,6 +92,7 @@
 //	         expiresAt createdAt updatedAt purgedAt purgeReason attn attnDue
 //	consent  linkId consentId institutionCode status eventTime
 //	         eventRank (N) updatedAt requestId leaseUntil
+//	         revokeLeaseUntil revokeRequestedAt
 //	request  linkId requestId consentId institutionCode products (L of S)
 //	         requestedAt trigger
 //	report   linkId productReportId productName requestId objectKey
@@ -99,7 +114,8 @@
 // GetLink is one Query (more pages only for a partition over 1 MB).
 // ApplyEvent is one TransactWriteItems, plus one PutItem when the event is
 // stale or its link purged. CreateLink, ClaimAutoRequest and ClearAttention
-// are one UpdateItem; RecordReportRequest and RecordReport one
+// are one UpdateItem, as are RequestDeletion, ClaimRevoke and
+// RecordRevoke; RecordReportRequest and RecordReport one
 // TransactWriteItems. Transactions that lose a conflict with a concurrent
 // transaction are tried again.
 package linkstore

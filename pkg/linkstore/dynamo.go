@@ -431,15 +431,19 @@ func (s *DynamoStore) newItemPut(it item) *types.Put {
 
 // Purge deletes what the store holds about the link's user (LGPD) and
 // returns the link as it was, so the caller can delete the stored reports.
-// The link item first becomes a tombstone, dates only, which stops every
+// The link item first becomes a tombstone (dates, the purge's reason and
+// the owner, who may still read it), which stops every
 // later write to the partition; then the consent, request and report items
 // are deleted. Purging again finishes an interrupted purge.
 func (s *DynamoStore) Purge(ctx context.Context, linkID string, now time.Time) (*Link, error) {
 	u := newUpdate()
 	u.setIfNotExists(attrPurgedAt, timeValue(now))
+	// A deletion the fintech asked for (RequestDeletion) already set the
+	// reason; any other purge is the user's, through Klavi.
+	u.setIfNotExists(attrPurgeReason, str(PurgeConsentDeletedByUser))
 	u.set(attrUpdatedAt, timeValue(now))
 	u.remove(attrTaxID, attrTaxIDType, attrInstitutionCode, attrRedirectURL, attrReportWebhookURL,
-		attrExternalInfo, attrOrigin, attrOwner, attrAttn, attrAttnDue, attrWork, attrWorkConsentID, attrWorkAt)
+		attrExternalInfo, attrOrigin, attrAttn, attrAttnDue, attrWork, attrWorkConsentID, attrWorkAt)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
 		Key:                       linkKey(linkID),
@@ -471,6 +475,102 @@ func (s *DynamoStore) Purge(ctx context.Context, linkID string, now time.Time) (
 		return nil, fmt.Errorf("purge link %s: %w", linkID, err)
 	}
 	return &was, nil
+}
+
+// RequestDeletion records that the fintech asked for the link's deletion
+// (DELETE /links/{linkId}) before any of it is done, with one conditional
+// update of the link item: PurgeReason becomes PurgeDeletedByRequest, so
+// that the purge that finishes it says so, and the link's attention entry
+// becomes DeletionRequested due at now, so that the reconciliation sweep
+// finishes a deletion left half done. It fails with ErrNotFound or
+// ErrPurged; asking again is no error.
+func (s *DynamoStore) RequestDeletion(ctx context.Context, linkID string, now time.Time) error {
+	if linkID == "" {
+		return fmt.Errorf("request deletion: %w", ErrEmptyID)
+	}
+	u := newUpdate()
+	u.set(attrPurgeReason, str(PurgeDeletedByRequest))
+	u.set(attrAttn, str(string(DeletionRequested)))
+	u.set(attrAttnDue, timeValue(now))
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.table,
+		Key:                                 linkKey(linkID),
+		UpdateExpression:                    u.expression(),
+		ConditionExpression:                 aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)", u.name(attrPK), u.name(attrPurgedAt))),
+		ExpressionAttributeNames:            u.namesOrNil(),
+		ExpressionAttributeValues:           u.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		err = ErrNotFound
+		if len(ccf.Item) > 0 {
+			err = ErrPurged
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("request deletion of link %s: %w", linkID, err)
+	}
+	return nil
+}
+
+// ClaimRevoke claims the revocation of the consent at Klavi until
+// now+lease, with one conditional update: the consent is AUTHORISED, its
+// revocation was not recorded yet and no claim is live. Otherwise it fails
+// with ErrNotFound, ErrRevokeRequested, ErrNotAuthorised or ErrLeaseHeld.
+func (s *DynamoStore) ClaimRevoke(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	u := newUpdate()
+	u.set(attrRevokeLease, timeValue(now.Add(lease)))
+	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s AND attribute_not_exists(%s) AND (attribute_not_exists(%s) OR %s <= %s)",
+		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(string(klavi.ConsentAuthorised))), u.name(attrRevokeRequested),
+		u.name(attrRevokeLease), u.name(attrRevokeLease), u.value("now", timeValue(now)))
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.table,
+		Key:                                 consentKey(linkID, consentID),
+		UpdateExpression:                    u.expression(),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            u.namesOrNil(),
+		ExpressionAttributeValues:           u.valuesOrNil(),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		err = ErrNotFound
+		if len(ccf.Item) > 0 {
+			err = revokeClaimError(decodeConsent(ccf.Item), now)
+		}
+		if err == nil { // cannot happen with a consistent old item; be safe
+			err = ErrLeaseHeld
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("claim revoke of consent %s/%s: %w", linkID, consentID, err)
+	}
+	return nil
+}
+
+// RecordRevoke records that Klavi accepted the consent's revocation at
+// at (kept if already recorded) and ends the claim, with one conditional
+// update. It fails with ErrNotFound when the consent is gone (purged).
+func (s *DynamoStore) RecordRevoke(ctx context.Context, linkID, consentID string, at time.Time) error {
+	u := newUpdate()
+	u.setIfNotExists(attrRevokeRequested, timeValue(at))
+	u.remove(attrRevokeLease)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 s.table,
+		Key:                       consentKey(linkID, consentID),
+		UpdateExpression:          u.expression(),
+		ConditionExpression:       aws.String("attribute_exists(" + u.name(attrPK) + ")"),
+		ExpressionAttributeNames:  u.namesOrNil(),
+		ExpressionAttributeValues: u.valuesOrNil(),
+	})
+	if isConditionFailed(err) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("record revoke of consent %s/%s: %w", linkID, consentID, err)
+	}
+	return nil
 }
 
 // deleteItems deletes items by key in batches, retrying unprocessed ones.

@@ -59,6 +59,8 @@ const (
 	attrEventRank        = "eventRank"
 	attrRequestID        = "requestId"
 	attrLeaseUntil       = "leaseUntil"
+	attrRevokeRequested  = "revokeRequestedAt"
+	attrRevokeLease      = "revokeLeaseUntil"
 	attrProducts         = "products"
 	attrRequestedAt      = "requestedAt"
 	attrTrigger          = "trigger"
@@ -173,6 +175,9 @@ func decodeConsent(it item) Consent {
 		UpdatedAt:       getTime(it, attrUpdatedAt),
 		RequestID:       getS(it, attrRequestID),
 		LeaseUntil:      getTime(it, attrLeaseUntil),
+
+		RevokeRequestedAt: getTime(it, attrRevokeRequested),
+		RevokeLeaseUntil:  getTime(it, attrRevokeLease),
 	}
 }
 

@@ -29,6 +29,9 @@ var (
 	// the caller saw (a consent authorised since then moved its due time),
 	// so it was left in place.
 	ErrAttentionChanged = errors.New("linkstore: attention changed")
+	// ErrRevokeRequested: the consent's revocation was already accepted
+	// by Klavi (RecordRevoke).
+	ErrRevokeRequested = errors.New("linkstore: revoke already requested")
 	// ErrEmptyID: an id the call needs (link, event, request or product
 	// report id) is empty.
 	ErrEmptyID = errors.New("linkstore: empty id")
@@ -76,6 +79,9 @@ const (
 	StatusExpired          = "EXPIRED"
 	StatusRevoked          = "REVOKED"
 	StatusDeletedByUser    = "DELETED_BY_USER"
+	// StatusDeleted: purged because the fintech asked
+	// (PurgeDeletedByRequest).
+	StatusDeleted = "DELETED"
 )
 
 // Link is everything the backend holds about one Klavi link.
@@ -106,7 +112,9 @@ type Link struct {
 	PurgedAt time.Time
 	// PurgeReason tells why the link was purged: PurgeConsentDeletedByUser
 	// or PurgeDeletedByRequest; "" on a tombstone that does not say, which
-	// was purged for consent_deleted_by_user.
+	// was purged for consent_deleted_by_user. On a link not purged yet,
+	// PurgeDeletedByRequest records that the fintech asked for the
+	// deletion (RequestDeletion) and it is still to be finished.
 	PurgeReason string
 	// Pending is the link's pending-work mark; zero when it has none.
 	Pending PendingWork
@@ -128,6 +136,13 @@ type Consent struct {
 	RequestID string
 	// LeaseUntil is the end of an in-flight claim to make that request.
 	LeaseUntil time.Time
+	// RevokeRequestedAt is when Klavi accepted our revocation of the
+	// consent (RecordRevoke); zero if it was not revoked through us.
+	// Klavi's consent_revoked event then settles Status.
+	RevokeRequestedAt time.Time
+	// RevokeLeaseUntil is the end of an in-flight claim to revoke it
+	// (ClaimRevoke).
+	RevokeLeaseUntil time.Time
 }
 
 // ReportRequest is one report request sent to Klavi.
@@ -162,6 +177,10 @@ const (
 	AwaitingConsent AttentionKind = "AWAITING_CONSENT"
 	// AwaitingReports: a consent was authorised; due a grace period later.
 	AwaitingReports AttentionKind = "AWAITING_REPORTS"
+	// DeletionRequested: the fintech asked for the link's deletion and it
+	// is not finished (a revocation at Klavi failed, or the purge did);
+	// due when asked, so that the next sweep finishes it.
+	DeletionRequested AttentionKind = "DELETION_REQUESTED"
 )
 
 // Attention is one link due for reconciliation.
@@ -175,6 +194,9 @@ type Attention struct {
 // the rule.
 func (l *Link) Status(now time.Time) string {
 	if !l.PurgedAt.IsZero() {
+		if l.PurgeReason == PurgeDeletedByRequest {
+			return StatusDeleted
+		}
 		return StatusDeletedByUser
 	}
 	if len(l.Reports) > 0 {

@@ -26,6 +26,21 @@ func claimError(c Consent, now time.Time) error {
 	}
 }
 
+// revokeClaimError tells why a consent cannot be claimed for its
+// revocation at now, or nil when it can.
+func revokeClaimError(c Consent, now time.Time) error {
+	switch {
+	case !c.RevokeRequestedAt.IsZero():
+		return ErrRevokeRequested
+	case c.Status != klavi.ConsentAuthorised:
+		return ErrNotAuthorised
+	case c.RevokeLeaseUntil.After(stored(now)):
+		return ErrLeaseHeld
+	default:
+		return nil
+	}
+}
+
 // setsConsentRequest reports whether recording r also marks its consent as
 // having had its automatic request. A manual request does not: it must not
 // stop the automatic one.

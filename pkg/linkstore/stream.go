@@ -51,7 +51,9 @@ func ConsentStreamImage(linkID string, c Consent) map[string]events.DynamoDBAttr
 // encodeConsent is the consent item as DynamoStore leaves it: ApplyEvent
 // writes the keys, type, linkId, consentId, status, eventTime, eventRank,
 // updatedAt and institutionCode (when known), ClaimAutoRequest adds
-// leaseUntil, RecordReportRequest sets requestId and removes leaseUntil.
+// leaseUntil, RecordReportRequest sets requestId and removes leaseUntil,
+// ClaimRevoke adds revokeLeaseUntil, RecordRevoke sets revokeRequestedAt
+// and removes revokeLeaseUntil.
 func encodeConsent(linkID string, c Consent) item {
 	it := consentKey(linkID, c.ConsentID)
 	it[attrType] = str(ItemTypeConsent)
@@ -65,6 +67,12 @@ func encodeConsent(linkID string, c Consent) item {
 	putIf(it, attrRequestID, c.RequestID)
 	if !c.LeaseUntil.IsZero() {
 		it[attrLeaseUntil] = timeValue(c.LeaseUntil)
+	}
+	if !c.RevokeRequestedAt.IsZero() {
+		it[attrRevokeRequested] = timeValue(c.RevokeRequestedAt)
+	}
+	if !c.RevokeLeaseUntil.IsZero() {
+		it[attrRevokeLease] = timeValue(c.RevokeLeaseUntil)
 	}
 	return it
 }

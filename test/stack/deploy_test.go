@@ -267,6 +267,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			"REPORT_WEBHOOK_URL":       standIns["HttpApi"].attrs["ApiEndpoint"] + "/webhooks/klavi/reports",
 			"KLAVI_SOURCE_IPS":         "18.231.92.86/32",
 			"RECONCILE_AFTER":          "15m",
+			"REPORT_URL_TTL":           "5m",
 		}
 		for _, id := range functionIDs() {
 			fc := configs[id]

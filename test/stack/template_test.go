@@ -88,11 +88,14 @@ func TestTemplateProperties(t *testing.T) {
 		}
 		for _, jwt := range []bool{true, false} {
 			want := map[string]route{
-				"POST /links":                  frontend(jwt),
-				"GET /links/{linkId}":          frontend(jwt),
-				"POST /links/{linkId}/reports": frontend(jwt),
-				"POST /webhooks/klavi/events":  {Function: "EventWebhookFunction", Auth: "NONE"},
-				"POST /webhooks/klavi/reports": {Function: "ReportWebhookFunction", Auth: "NONE"},
+				"POST /links":                                   frontend(jwt),
+				"GET /links/{linkId}":                           frontend(jwt),
+				"POST /links/{linkId}/reports":                  frontend(jwt),
+				"GET /links/{linkId}/reports/{productReportId}": frontend(jwt),
+				"POST /links/{linkId}/revoke":                   frontend(jwt),
+				"DELETE /links/{linkId}":                        frontend(jwt),
+				"POST /webhooks/klavi/events":                   {Function: "EventWebhookFunction", Auth: "NONE"},
+				"POST /webhooks/klavi/reports":                  {Function: "ReportWebhookFunction", Auth: "NONE"},
 			}
 			got := routes(t, res, map[string]bool{"HasJwtIssuer": jwt})
 			if diff := cmp.Diff(want, got); diff != "" {

@@ -358,7 +358,7 @@ func (m *MemoryStore) writableLink(linkID string) (*memLink, error) {
 }
 
 // Purge deletes what the store holds about the link's user and keeps a
-// tombstone. It returns the link as it was.
+// tombstone (dates, reason, owner). It returns the link as it was.
 func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*linkstore.Link, error) {
 	defer m.feedChanges()
 	m.mu.Lock()
@@ -370,16 +370,89 @@ func (m *MemoryStore) Purge(_ context.Context, linkID string, now time.Time) (*l
 	was := ml.full()
 	tomb := newMemLink(linkID)
 	tomb.link.CreatedAt, tomb.link.ExpiresAt = was.CreatedAt, was.ExpiresAt
+	tomb.link.Owner = was.Owner
 	tomb.link.UpdatedAt = stored(now)
 	tomb.link.PurgedAt = was.PurgedAt
 	if tomb.link.PurgedAt.IsZero() {
 		tomb.link.PurgedAt = stored(now)
 	}
+	tomb.link.PurgeReason = purgeReason(was)
 	m.links[linkID] = tomb
 	for _, c := range was.Consents { // in ConsentID order
 		m.changed(linkID, &c, nil)
 	}
 	return &was, nil
+}
+
+// RequestDeletion records that the fintech asked for the link's deletion,
+// as DynamoStore's does.
+func (m *MemoryStore) RequestDeletion(_ context.Context, linkID string, now time.Time) error {
+	if linkID == "" {
+		return fmt.Errorf("request deletion: %w", linkstore.ErrEmptyID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ml, err := m.writableLink(linkID)
+	if err != nil {
+		return fmt.Errorf("request deletion of link %s: %w", linkID, err)
+	}
+	ml.link.PurgeReason = linkstore.PurgeDeletedByRequest
+	ml.attn, ml.attnDue = linkstore.DeletionRequested, stored(now)
+	return nil
+}
+
+// ClaimRevoke claims the consent's revocation until now+lease, as
+// DynamoStore's does.
+func (m *MemoryStore) ClaimRevoke(_ context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	defer m.feedChanges()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ml, err := m.consent(linkID, consentID)
+	if err == nil {
+		err = revokeClaimError(c, now)
+	}
+	if err != nil {
+		return fmt.Errorf("claim revoke of consent %s/%s: %w", linkID, consentID, err)
+	}
+	old := c
+	c.RevokeLeaseUntil = stored(now.Add(lease))
+	ml.consents[consentID] = c
+	m.changed(linkID, &old, &c)
+	return nil
+}
+
+// RecordRevoke records that Klavi accepted the consent's revocation and
+// ends the claim, as DynamoStore's does.
+func (m *MemoryStore) RecordRevoke(_ context.Context, linkID, consentID string, at time.Time) error {
+	defer m.feedChanges()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ml, err := m.consent(linkID, consentID)
+	if err != nil {
+		return fmt.Errorf("record revoke of consent %s/%s: %w", linkID, consentID, err)
+	}
+	old := c
+	if c.RevokeRequestedAt.IsZero() {
+		c.RevokeRequestedAt = stored(at)
+	}
+	c.RevokeLeaseUntil = time.Time{}
+	ml.consents[consentID] = c
+	m.changed(linkID, &old, &c)
+	return nil
+}
+
+// consent returns a consent and its link, or ErrNotFound. The caller holds
+// m.mu.
+func (m *MemoryStore) consent(linkID, consentID string) (linkstore.Consent, *memLink, error) {
+	ml, ok := m.links[linkID]
+	if !ok {
+		return linkstore.Consent{}, nil, linkstore.ErrNotFound
+	}
+	c, ok := ml.consents[consentID]
+	if !ok {
+		return linkstore.Consent{}, nil, linkstore.ErrNotFound
+	}
+	return c, ml, nil
 }
 
 // ListAttention returns up to limit links of the kind due before before,

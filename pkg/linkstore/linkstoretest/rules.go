@@ -38,6 +38,30 @@ func claimError(c linkstore.Consent, now time.Time) error {
 	}
 }
 
+// revokeClaimError tells why a consent cannot be claimed for its
+// revocation at now, or nil when it can.
+func revokeClaimError(c linkstore.Consent, now time.Time) error {
+	switch {
+	case !c.RevokeRequestedAt.IsZero():
+		return linkstore.ErrRevokeRequested
+	case c.Status != klavi.ConsentAuthorised:
+		return linkstore.ErrNotAuthorised
+	case c.RevokeLeaseUntil.After(stored(now)):
+		return linkstore.ErrLeaseHeld
+	default:
+		return nil
+	}
+}
+
+// purgeReason is the reason a purge of l records: the one a requested
+// deletion set, else the user's deletion through Klavi.
+func purgeReason(l linkstore.Link) string {
+	if l.PurgeReason != "" {
+		return l.PurgeReason
+	}
+	return linkstore.PurgeConsentDeletedByUser
+}
+
 // setsConsentRequest reports whether recording r also marks its consent as
 // having had its automatic request. A manual request does not: it must not
 // stop the automatic one.
