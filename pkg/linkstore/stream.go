@@ -77,8 +77,8 @@ func encodeConsent(linkID string, c Consent) item {
 	return it
 }
 
-// itemImage converts an item of string and number attributes (all a
-// consent item holds) to a stream image.
+// itemImage converts an item of string, number and string-list attributes
+// (all the store writes) to a stream image.
 func itemImage(it item) map[string]events.DynamoDBAttributeValue {
 	img := make(map[string]events.DynamoDBAttributeValue, len(it))
 	for name, v := range it {
@@ -87,6 +87,8 @@ func itemImage(it item) map[string]events.DynamoDBAttributeValue {
 			img[name] = events.NewStringAttribute(v.Value)
 		case *types.AttributeValueMemberN:
 			img[name] = events.NewNumberAttribute(v.Value)
+		case *types.AttributeValueMemberL:
+			img[name] = listImage(v)
 		}
 	}
 	return img

@@ -145,8 +145,8 @@ func TestStreamRecordMatchesDynamoItems(t *testing.T) {
 	}
 }
 
-// imageText spells out a stream image of string and number attributes for
-// comparison: "S:value" or "N:value" per attribute.
+// imageText spells out a stream image of string, number and list attributes
+// for comparison: "S:value", "N:value" or "L:[...]" per attribute.
 func imageText(img map[string]events.DynamoDBAttributeValue) map[string]string {
 	out := map[string]string{}
 	for name, v := range img {
@@ -155,6 +155,8 @@ func imageText(img map[string]events.DynamoDBAttributeValue) map[string]string {
 			out[name] = "S:" + v.String()
 		case events.DataTypeNumber:
 			out[name] = "N:" + v.Number()
+		case events.DataTypeList:
+			out[name] = listText(v)
 		default:
 			out[name] = fmt.Sprintf("type %d", v.DataType())
 		}
