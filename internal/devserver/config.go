@@ -24,7 +24,14 @@ const (
 	EnvKlaviSecretKey = "KLAVI_SECRET_KEY"
 	// EnvReportsDir is where reports are stored when no bucket is named.
 	EnvReportsDir = "REPORTS_DIR"
+	// EnvEventBusName is the EventBridge bus integration events go to, as
+	// for the deployed integration-events function.
+	EnvEventBusName = "EVENT_BUS_NAME"
 )
+
+// DiskBucketName is the bucket Report Stored events name when reports are
+// stored on disk.
+const DiskBucketName = "local-reports"
 
 // DefaultReportsDir is where reports go on disk, relative to the working
 // directory (the repository root under `make run`; git ignores .local/).
@@ -70,6 +77,13 @@ type Config struct {
 	// ReportsDir is the directory of the disk report store; default
 	// DefaultReportsDir.
 	ReportsDir string
+	// EventBusName makes integration events go to that EventBridge bus
+	// (AWS must be set) as well as to the server's own list of them
+	// (GET /dev/events). Without it the server's list is the bus.
+	EventBusName string
+	// KeptEvents is how many integration events the server lists;
+	// default DefaultKeptEvents.
+	KeptEvents int
 
 	// ReportProducts are requested when a consent is authorised; default
 	// ["all"].
@@ -128,6 +142,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		LinksTable:           app.LinksTable,
 		ReportsBucket:        app.ReportsBucket,
 		ReportsDir:           strings.TrimSpace(getenv(EnvReportsDir)),
+		EventBusName:         strings.TrimSpace(getenv(EnvEventBusName)),
 		ReportProducts:       app.ReportProducts,
 		ManualReportsOnly:    !app.AutoRequestReports,
 		AllowedRedirectHosts: app.AllowedRedirectHosts,
@@ -144,7 +159,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 // NeedsAWS reports whether any part runs on AWS (or an emulator of it), so
 // that AWS must be set.
 func (c Config) NeedsAWS() bool {
-	return c.LinksTable != "" || c.ReportsBucket != "" || c.CredentialsSecret != "" || c.TokenSecret != ""
+	return c.LinksTable != "" || c.ReportsBucket != "" || c.CredentialsSecret != "" || c.TokenSecret != "" || c.EventBusName != ""
 }
 
 // Simulated reports whether the embedded Klavi simulator is used.
@@ -178,7 +193,7 @@ func (c Config) check() error {
 			errs = append(errs, fmt.Errorf("%s must be an absolute URL", appconfig.EnvReportWebhookURL))
 		}
 	}
-	if c.TokenRefresh < 0 || c.SweepInterval < 0 || c.SignatureTolerance < 0 {
+	if c.TokenRefresh < 0 || c.SweepInterval < 0 || c.SignatureTolerance < 0 || c.KeptEvents < 0 {
 		errs = append(errs, errors.New("intervals and tolerances must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -50,6 +50,7 @@ func (s *Server) devRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dev/links/{linkId}/reports", s.serveReportList)
 	mux.HandleFunc("GET /dev/reports/{key...}", s.serveReport)
 	mux.HandleFunc("GET /dev/info", s.serveInfo)
+	mux.HandleFunc("GET /dev/events", s.serveEvents)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		// What API Gateway answers for a route it does not have.
 		writeGatewayError(w, http.StatusNotFound, newRequestID())
@@ -146,6 +147,12 @@ func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveEvents is GET /dev/events: the integration events published so far
+// (the last DefaultKeptEvents), oldest first; ?linkId= keeps one link's.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	writeAPI(w, httpapi.JSON(http.StatusOK, s.events.Events(r.URL.Query().Get("linkId"))))
+}
+
 // Info describes how the server is put together, for the demo page and the
 // start banner. It holds no secret.
 type Info struct {
@@ -168,7 +175,7 @@ func (s *Server) Info() Info {
 		Klavi:              s.cfg.KlaviBaseURL,
 		KlaviBaseURL:       s.cfg.KlaviBaseURL,
 		LinkStore:          "memory",
-		ChangeFeed:         s.feed != nil,
+		ChangeFeed:         s.stream != nil,
 		AutoRequestReports: !s.cfg.ManualReportsOnly,
 		ReportWebhookURL:   s.cfg.ReportWebhookURL,
 		Tokens:             "klavi-auth",

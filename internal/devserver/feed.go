@@ -15,80 +15,131 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
-// The stream settings of the deployed report-request function
-// (template.yaml, event source ConsentChanges).
-const (
-	feedBatchSize   = 10
-	feedMaxRetries  = 5
-	feedRetryBase   = 500 * time.Millisecond
-	feedStreamARN   = "arn:aws:dynamodb:local:" + gatewayAccount + ":table/links/stream/local"
-	feedFunctionARN = "arn:aws:lambda:local:" + gatewayAccount + ":function:report-request"
+// mapping is one event source mapping of the links table's stream, with the
+// settings the template gives it.
+type mapping struct {
+	function   string // the function it invokes, for log lines
+	batchSize  int
+	maxRetries int
+	filter     func(events.DynamoDBEventRecord) bool
+}
+
+// The event source mappings of the deployed functions on the table's stream
+// (template.yaml: ReportRequestFunction's ConsentChanges and
+// IntegrationEventsFunction's TableChanges).
+var (
+	reportRequestMapping = mapping{function: "report-request", batchSize: 10, maxRetries: 5, filter: passesFilter}
+	integrationMapping   = mapping{function: "integration-events", batchSize: 100, maxRetries: 10, filter: publishable}
 )
 
-// streamFunc is the report-request function's stream handler.
+const (
+	feedRetryBase = 500 * time.Millisecond
+	feedStreamARN = "arn:aws:dynamodb:local:" + gatewayAccount + ":table/links/stream/local"
+)
+
+// streamFunc is a stream handler: the report-request function's or the
+// integration events publisher's.
 type streamFunc func(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 
-// changeFeed stands in for the links table's DynamoDB stream and its
-// event source mapping: the memory store reports each consent write
-// (Add), the feed turns it into the stream record DynamoDB would carry,
-// keeps the records the template's filter lets through, and invokes the
-// stream handler with batches of them, in order, from one goroutine.
+// tableStream stands in for the links table's DynamoDB stream: it numbers
+// the records of the store's writes and hands each, in that order, to
+// every mapping on it. Consent writes come from the memory store
+// (linkstoretest.WithConsentChanges); the writes of link, report request
+// and report items from streamedStore.
+type tableStream struct {
+	mu    sync.Mutex
+	seq   uint64
+	feeds []*changeFeed
+}
+
+// Consent puts the record of one consent write.
+func (s *tableStream) Consent(linkID string, old, new *linkstore.Consent) {
+	s.put(func(seq string) events.DynamoDBEventRecord { return linkstoretest.StreamRecord(linkID, old, new, seq) })
+}
+
+// put numbers a record and hands it to every mapping. It never blocks on a
+// handler: the store calls it while other writes wait.
+func (s *tableStream) put(build func(seq string) events.DynamoDBEventRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	rec := build(fmt.Sprintf("%021d", s.seq))
+	rec.AWSRegion = "local"
+	rec.EventSourceArn = feedStreamARN
+	for _, f := range s.feeds {
+		f.Add(rec)
+	}
+}
+
+// changeFeed is one event source mapping on the stream: it keeps the
+// records its filter lets through and invokes its function's handler with
+// batches of them, in order, from one goroutine.
 //
 // Failed records are retried as Lambda does with ReportBatchItemFailures:
 // the batch again from its first failed record, with a growing delay, up
-// to feedMaxRetries times; then they are dropped with an error in the log
-// (where the deployed mapping sends them to the dead-letter queue).
+// to the mapping's retry limit; then they are dropped with an error in the
+// log (where the deployed mapping sends them to the dead-letter queue).
 // Records that arrive meanwhile wait, as on one shard.
 type changeFeed struct {
+	mapping
 	handle    streamFunc
 	log       *slog.Logger
 	retryBase time.Duration
 
 	mu    sync.Mutex
-	seq   uint64
 	queue []events.DynamoDBEventRecord
 	wake  chan struct{}
 }
 
-func newChangeFeed(handle streamFunc, log *slog.Logger) *changeFeed {
-	return &changeFeed{handle: handle, log: log, retryBase: feedRetryBase, wake: make(chan struct{}, 1)}
+func newChangeFeed(m mapping, handle streamFunc, log *slog.Logger) *changeFeed {
+	return &changeFeed{mapping: m, handle: handle, log: log, retryBase: feedRetryBase, wake: make(chan struct{}, 1)}
 }
 
-// Add queues the stream record of one consent write. It never blocks: the
-// store calls it while other writes wait.
-func (f *changeFeed) Add(linkID string, old, new *linkstore.Consent) {
+// Add queues a stream record if the mapping's filter lets it through.
+func (f *changeFeed) Add(rec events.DynamoDBEventRecord) {
+	if !f.filter(rec) {
+		return
+	}
 	f.mu.Lock()
-	f.seq++
-	rec := linkstoretest.StreamRecord(linkID, old, new, fmt.Sprintf("%021d", f.seq))
-	rec.AWSRegion = "local"
-	rec.EventSourceArn = feedStreamARN
-	keep := passesFilter(rec)
-	if keep {
-		f.queue = append(f.queue, rec)
-	}
+	f.queue = append(f.queue, rec)
 	f.mu.Unlock()
-	if keep {
-		select {
-		case f.wake <- struct{}{}:
-		default:
-		}
+	select {
+	case f.wake <- struct{}{}:
+	default:
 	}
 }
 
-// passesFilter applies the event source mapping's filter criteria: a
+// imageString returns a string attribute of a stream image, "" when it is
+// missing or of another type.
+func imageString(img map[string]events.DynamoDBAttributeValue, name string) string {
+	v, ok := img[name]
+	if !ok || v.DataType() != events.DataTypeString {
+		return ""
+	}
+	return v.String()
+}
+
+// passesFilter applies the report-request mapping's filter criteria: a
 // consent whose new image is AUTHORISED, or any new image DELETED_BY_USER.
 func passesFilter(rec events.DynamoDBEventRecord) bool {
 	img := rec.Change.NewImage
-	str := func(name string) string {
-		v, ok := img[name]
-		if !ok || v.DataType() != events.DataTypeString {
-			return ""
-		}
-		return v.String()
-	}
-	status := klavi.ConsentStatus(str("status"))
+	status := klavi.ConsentStatus(imageString(img, "status"))
 	return status == klavi.ConsentDeletedByUser ||
-		status == klavi.ConsentAuthorised && str("type") == linkstore.ItemTypeConsent
+		status == klavi.ConsentAuthorised && imageString(img, "type") == linkstore.ItemTypeConsent
+}
+
+// publishable applies the integration events mapping's filter criteria:
+// inserts and changes of the item types that can be an event.
+func publishable(rec events.DynamoDBEventRecord) bool {
+	op := events.DynamoDBOperationType(rec.EventName)
+	if op != events.DynamoDBOperationTypeInsert && op != events.DynamoDBOperationTypeModify {
+		return false
+	}
+	switch imageString(rec.Change.NewImage, "type") {
+	case linkstore.ItemTypeConsent, linkstore.ItemTypeRequest, linkstore.ItemTypeReport, linkstore.ItemTypeLink:
+		return true
+	}
+	return false
 }
 
 // Run delivers records until ctx is done.
@@ -120,19 +171,19 @@ func (f *changeFeed) Run(ctx context.Context) {
 		}
 		batch = batch[failed:]
 		attempt++
-		if attempt > feedMaxRetries {
-			f.log.Error("stream records dropped after retries; the reconciliation sweep or a manual request must catch up",
+		if attempt > f.maxRetries {
+			f.log.Error("stream records dropped after retries", "function", f.function,
 				"records", len(batch), "firstSequenceNumber", batch[0].Change.SequenceNumber, "attempts", attempt)
 			batch = nil
 		}
 	}
 }
 
-// next takes up to feedBatchSize queued records.
+// next takes up to a batch of queued records.
 func (f *changeFeed) next() []events.DynamoDBEventRecord {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := min(len(f.queue), feedBatchSize)
+	n := min(len(f.queue), f.batchSize)
 	batch := append([]events.DynamoDBEventRecord(nil), f.queue[:n]...)
 	f.queue = f.queue[n:]
 	return batch
@@ -143,12 +194,12 @@ func (f *changeFeed) next() []events.DynamoDBEventRecord {
 func (f *changeFeed) invoke(ctx context.Context, batch []events.DynamoDBEventRecord) int {
 	ictx := lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{
 		AwsRequestID:       newRequestID(),
-		InvokedFunctionArn: feedFunctionARN,
+		InvokedFunctionArn: "arn:aws:lambda:local:" + gatewayAccount + ":function:" + f.function,
 	})
 	resp, err := f.safeHandle(ictx, events.DynamoDBEvent{Records: batch})
 	if err != nil {
 		// The whole batch failed, as a function error does.
-		f.log.ErrorContext(ictx, "stream handler failed", "function", "report-request", "error", err)
+		f.log.ErrorContext(ictx, "stream handler failed", "function", f.function, "error", err)
 		return 0
 	}
 	failed := -1

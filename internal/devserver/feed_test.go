@@ -98,7 +98,7 @@ func (f *fakeStream) got() [][]string {
 // queued by setup waiting when it starts (so that they form one batch).
 func startFeed(t *testing.T, fs *fakeStream, setup func(f *changeFeed)) *changeFeed {
 	t.Helper()
-	f := newChangeFeed(fs.handle, slog.New(slog.DiscardHandler))
+	f := newChangeFeed(reportRequestMapping, fs.handle, slog.New(slog.DiscardHandler))
 	f.retryBase = time.Millisecond
 	setup(f)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -118,9 +118,9 @@ func startFeed(t *testing.T, fs *fakeStream, setup func(f *changeFeed)) *changeF
 // one record the filter drops.
 func authorise(f *changeFeed, ids ...string) {
 	for _, id := range ids {
-		f.Add("L", consent(id, klavi.ConsentAwaitingAuthorisation), consent(id, klavi.ConsentAuthorised))
+		f.Add(linkstoretest.StreamRecord("L", consent(id, klavi.ConsentAwaitingAuthorisation), consent(id, klavi.ConsentAuthorised), id))
 	}
-	f.Add("L", nil, consent("filtered-out", klavi.ConsentStarted))
+	f.Add(linkstoretest.StreamRecord("L", nil, consent("filtered-out", klavi.ConsentStarted), "z-filtered"))
 }
 
 func TestChangeFeedBatchesInOrder(t *testing.T) {
@@ -164,12 +164,12 @@ func TestChangeFeedGivesUp(t *testing.T) {
 		return c.ConsentID == "a"
 	}
 	f := startFeed(t, fs, func(f *changeFeed) { authorise(f, "a", "b") })
-	fs.wait(t, feedMaxRetries+1)
+	fs.wait(t, reportRequestMapping.maxRetries+1)
 	authorise(f, "z") // only handled once the failing records are dropped
 	fs.wait(t, 1)
 
 	var want [][]string
-	for range feedMaxRetries + 1 {
+	for range reportRequestMapping.maxRetries + 1 {
 		want = append(want, []string{"a", "b"})
 	}
 	want = append(want, []string{"z"})

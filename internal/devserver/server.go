@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -22,6 +23,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/eventwebhook"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/integrationevents"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -60,6 +62,7 @@ type reportObjects interface {
 
 var (
 	_ linkStore     = (*linkstoretest.MemoryStore)(nil)
+	_ linkStore     = (*streamedStore)(nil)
 	_ linkStore     = (*linkstore.DynamoStore)(nil)
 	_ reportObjects = (*DiskStore)(nil)
 	_ reportObjects = (*reportstore.Store)(nil)
@@ -72,10 +75,15 @@ const shutdownTimeout = 5 * time.Second
 // through the same handlers, the stand-ins chosen by Config, and the demo
 // page. Build it with New, run it with Start, stop it with Close.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	links   linkStore
-	feed    *changeFeed // nil unless the link store is in memory
+	cfg   Config
+	log   *slog.Logger
+	links linkStore
+	// stream stands in for the table's stream; nil unless the link
+	// store is in memory (memory is then that store).
+	stream  *tableStream
+	memory  *streamedStore
+	feeds   []*changeFeed
+	events  *eventKeeper
 	objects reportObjects
 	disk    *DiskStore // nil when reports go to S3
 
@@ -108,16 +116,22 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	if cfg.NeedsAWS() && cfg.AWS == nil {
-		return nil, errors.New("configuration: a link table, report bucket or Klavi secret is set but no AWS configuration was given")
+		return nil, errors.New("configuration: a link table, report bucket, Klavi secret or event bus is set but no AWS configuration was given")
 	}
 	s := &Server{cfg: cfg, log: withRequestIDs(cfg.Logger), closed: make(chan struct{})}
 
 	if cfg.LinksTable != "" {
 		s.links = linkstore.NewDynamo(dynamodb.NewFromConfig(*cfg.AWS), cfg.LinksTable)
 	} else {
-		s.feed = newChangeFeed(nil, s.log)
-		s.links = linkstoretest.NewMemory(linkstoretest.WithConsentChanges(s.feed.Add))
+		s.stream = &tableStream{}
+		s.memory = newStreamedStore(s.stream)
+		s.links = s.memory
 	}
+	var bus eventPutter
+	if cfg.EventBusName != "" {
+		bus = eventbridge.NewFromConfig(*cfg.AWS)
+	}
+	s.events = newEventKeeper(bus, cfg.KeptEvents)
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
 	} else {
@@ -203,8 +217,8 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 		}
 	})
 	s.wg.Go(func() { s.refreshTokens(bg) })
-	if s.feed != nil {
-		s.wg.Go(func() { s.feed.Run(bg) })
+	for _, f := range s.feeds {
+		s.wg.Go(func() { f.Run(bg) })
 	}
 	// The sweep also runs behind the change feed: a report request that
 	// failed at Klavi holds its consent's claim until the lease ends, and the
@@ -287,8 +301,20 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	evh := eventwebhook.New(s.tokens, s.links, eventwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
 	rwh := reportwebhook.New(s.tokens, s.objects, s.links, reportwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
 	stream := reportstream.New(svc, reportstream.Config{Marks: s.links, AutoRequest: !s.cfg.ManualReportsOnly, Logger: s.log})
-	if s.feed != nil {
-		s.feed.handle = stream.Handle
+	if s.stream != nil {
+		publisher, err := integrationevents.New(s.events, s.memory, integrationevents.Config{
+			EventBusName:  s.busName(),
+			ReportsBucket: s.bucketName(),
+			Logger:        s.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.feeds = []*changeFeed{
+			newChangeFeed(reportRequestMapping, stream.Handle, s.log),
+			newChangeFeed(integrationMapping, publisher.Handle, s.log),
+		}
+		s.stream.feeds = s.feeds
 	}
 
 	mux := http.NewServeMux()
@@ -308,6 +334,24 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	}
 	s.devRoutes(mux)
 	return mux, nil
+}
+
+// busName is the bus integration events go to: EVENT_BUS_NAME, else the
+// in-process one.
+func (s *Server) busName() string {
+	if s.cfg.EventBusName != "" {
+		return s.cfg.EventBusName
+	}
+	return localBusName
+}
+
+// bucketName is the bucket Report Stored names: the reports bucket, else
+// the disk store's stand-in name.
+func (s *Server) bucketName() string {
+	if s.cfg.ReportsBucket != "" {
+		return s.cfg.ReportsBucket
+	}
+	return DiskBucketName
 }
 
 // prepareAWS creates the table and bucket in an emulator when they are

@@ -1,0 +1,260 @@
+package devserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/integrationevents"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
+)
+
+func entry(linkID, detailType string) types.PutEventsRequestEntry {
+	return types.PutEventsRequestEntry{
+		EventBusName: aws.String("b"), Source: aws.String(integrationevents.Source), DetailType: aws.String(detailType),
+		Detail: aws.String(fmt.Sprintf(`{"eventId":"e","linkId":%q}`, linkID)),
+		Time:   aws.Time(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)),
+	}
+}
+
+func detailTypes(kept []KeptEvent) []string {
+	var out []string
+	for _, e := range kept {
+		out = append(out, e.LinkID+" "+e.DetailType)
+	}
+	return out
+}
+
+func TestEventKeeperKeepsTheLastOnes(t *testing.T) {
+	k := newEventKeeper(nil, 3)
+	for i := range 5 {
+		out, err := k.PutEvents(t.Context(), &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{entry(fmt.Sprint("L", i%2), fmt.Sprint("T", i))}})
+		if err != nil || len(out.Entries) != 1 || out.Entries[0].EventId == nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents = %+v, %v; want one accepted entry with an id", out, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"L0 T2", "L1 T3", "L0 T4"}, detailTypes(k.Events(""))); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"L0 T2", "L0 T4"}, detailTypes(k.Events("L0"))); diff != "" {
+		t.Errorf("kept for L0 (-want +got):\n%s", diff)
+	}
+	got := k.Events("L1")[0]
+	if got.Bus != "b" || got.Source != integrationevents.Source || !got.Time.Equal(time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)) ||
+		string(got.Detail) != `{"eventId":"e","linkId":"L1"}` {
+		t.Errorf("kept event = %+v", got)
+	}
+}
+
+// fakeBus answers as EventBridge would, failing what it is told to.
+type fakeBus struct {
+	err    error
+	reject map[int]bool // entry index -> rejected
+	calls  int
+}
+
+func (b *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
+	b.calls++
+	if b.err != nil {
+		return nil, b.err
+	}
+	out := &eventbridge.PutEventsOutput{}
+	for i := range in.Entries {
+		if b.reject[i] {
+			out.FailedEntryCount++
+			out.Entries = append(out.Entries, types.PutEventsResultEntry{ErrorCode: aws.String("ThrottlingException")})
+			continue
+		}
+		out.Entries = append(out.Entries, types.PutEventsResultEntry{EventId: aws.String(fmt.Sprint("id-", i))})
+	}
+	return out, nil
+}
+
+func TestEventKeeperInFrontOfABus(t *testing.T) {
+	bus := &fakeBus{reject: map[int]bool{1: true}}
+	k := newEventKeeper(bus, 10)
+	in := &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{entry("L", "A"), entry("L", "B"), entry("L", "C")}}
+	out, err := k.PutEvents(t.Context(), in)
+	if err != nil || out.FailedEntryCount != 1 || bus.calls != 1 {
+		t.Fatalf("PutEvents = %+v, %v after %d calls; want the bus's answer with one failed entry", out, err, bus.calls)
+	}
+	if diff := cmp.Diff([]string{"L A", "L C"}, detailTypes(k.Events(""))); diff != "" {
+		t.Errorf("kept (-want +got): only what the bus accepted\n%s", diff)
+	}
+	if k.Events("")[0].ID != "id-0" {
+		t.Errorf("kept id = %q, want the bus's", k.Events("")[0].ID)
+	}
+
+	bus.err = errors.New("throttled")
+	if _, err := k.PutEvents(t.Context(), in); err == nil {
+		t.Error("PutEvents hid the bus's error")
+	}
+	if n := len(k.Events("")); n != 2 {
+		t.Errorf("kept %d events after a failed call, want still 2", n)
+	}
+}
+
+func TestPublishable(t *testing.T) {
+	at := time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
+	link := linkstore.Link{LinkID: "L", CreatedAt: at, UpdatedAt: at}
+	tests := []struct {
+		name string
+		rec  events.DynamoDBEventRecord
+		want bool
+	}{
+		{"new consent", linkstoretest.StreamRecord("L", nil, consent("c", klavi.ConsentAwaitingAuthorisation), "1"), true},
+		{"consent change", linkstoretest.StreamRecord("L", consent("c", klavi.ConsentAwaitingAuthorisation), consent("c", klavi.ConsentAuthorised), "1"), true},
+		{"consent removed by a purge", linkstoretest.StreamRecord("L", consent("c", klavi.ConsentAuthorised), nil, "1"), false},
+		{"request", linkstore.RequestStreamRecord("L", linkstore.ReportRequest{RequestID: "R"}, "1"), true},
+		{"report", linkstore.ReportStreamRecord("L", linkstore.Report{ProductReportID: "P"}, "1"), true},
+		{"link", linkstore.LinkStreamRecord(nil, link, "1"), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := publishable(tc.rec); got != tc.want {
+				t.Errorf("publishable = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestTableStreamFansOut: every mapping gets the records its filter keeps,
+// in the order of the writes, with the same sequence numbers.
+func TestTableStreamFansOut(t *testing.T) {
+	reqs, pubs := newFakeStream(), newFakeStream()
+	stream := &tableStream{}
+	for _, f := range []*changeFeed{
+		newChangeFeed(reportRequestMapping, reqs.handle, slog.New(slog.DiscardHandler)),
+		newChangeFeed(integrationMapping, pubs.handle, slog.New(slog.DiscardHandler)),
+	} {
+		stream.feeds = append(stream.feeds, f)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			f.Run(ctx)
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+	}
+	stream.Consent("L", nil, consent("a", klavi.ConsentAwaitingAuthorisation))
+	stream.Consent("L", consent("a", klavi.ConsentAwaitingAuthorisation), consent("a", klavi.ConsentAuthorised))
+	stream.Consent("L", consent("a", klavi.ConsentAuthorised), nil)
+	reqs.wait(t, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(flatten(pubs.got())) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if diff := cmp.Diff([]string{"a"}, flatten(reqs.got())); diff != "" {
+		t.Errorf("report-request records (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"a", "a"}, flatten(pubs.got())); diff != "" {
+		t.Errorf("integration-events records (-want +got):\n%s", diff)
+	}
+}
+
+func flatten(batches [][]string) []string { return slices.Concat(batches...) }
+
+// TestEndToEndEvents runs a link from creation to its purge and reads its
+// integration events back from GET /dev/events: the contract's events in
+// order, one eventId per change, no personal data.
+func TestEndToEndEvents(t *testing.T) {
+	e := startServer(t, nil)
+	other := e.createLink(t, "personalTaxId", testCPF)
+	link := e.createLink(t, "personalTaxId", testCPF)
+	e.consent(t, link.LinkURL, "authorise")
+	e.waitFor(t, link.LinkID, "REPORTS_RECEIVED", hasStatus("REPORTS_RECEIVED"))
+	e.srv.sim.Wait()
+	v := e.view(t, link.LinkID)
+	if _, err := e.srv.sim.SetConsentStatus(v.Consents[0].ConsentID, klavi.ConsentDeletedByUser); err != nil {
+		t.Fatalf("delete the consent at the simulator: %v", err)
+	}
+	e.waitFor(t, link.LinkID, "DELETED_BY_USER", hasStatus("DELETED_BY_USER"))
+
+	var got []KeptEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, body := e.do(t, http.MethodGet, "/dev/events?linkId="+link.LinkID, "", nil)
+		if status != http.StatusOK {
+			t.Fatalf("GET /dev/events = %d %s", status, body)
+		}
+		got = nil
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("decode /dev/events: %v", err)
+		}
+		if n := len(got); n > 0 && got[n-1].DetailType == integrationevents.TypeLinkDataPurged || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var seen []string // detail-type, and a consent's status
+	ids := map[string]bool{}
+	for _, ev := range got {
+		var d struct {
+			EventID      string          `json:"eventId"`
+			LinkID       string          `json:"linkId"`
+			Status       string          `json:"status"`
+			Reason       string          `json:"reason"`
+			ExternalInfo json.RawMessage `json:"externalInfo"`
+		}
+		if err := json.Unmarshal(ev.Detail, &d); err != nil {
+			t.Fatalf("decode detail %s: %v", ev.Detail, err)
+		}
+		seen = append(seen, strings.TrimSpace(ev.DetailType+" "+d.Status))
+		if d.LinkID != link.LinkID || ev.LinkID != link.LinkID || ev.Source != integrationevents.Source || ev.Bus != localBusName {
+			t.Errorf("event %+v: want link %s, source %s, bus %s", ev, link.LinkID, integrationevents.Source, localBusName)
+		}
+		if d.EventID == "" || ids[d.EventID] {
+			t.Errorf("%s: eventId %q missing or given before", ev.DetailType, d.EventID)
+		}
+		ids[d.EventID] = true
+		if ev.DetailType == integrationevents.TypeConsentStatusChanged && string(d.ExternalInfo) != `{"source":"test"}` {
+			t.Errorf("%s %s: externalInfo %s, want the link's", ev.DetailType, d.Status, d.ExternalInfo)
+		}
+		if ev.DetailType == integrationevents.TypeLinkDataPurged && d.Reason != linkstore.PurgeConsentDeletedByUser {
+			t.Errorf("Link Data Purged reason %q, want %s", d.Reason, linkstore.PurgeConsentDeletedByUser)
+		}
+		for _, personal := range []string{testCPF, testCPFBare, "ana@example.com"} {
+			if strings.Contains(string(ev.Detail), personal) {
+				t.Errorf("%s carries personal data: %s", ev.DetailType, ev.Detail)
+			}
+		}
+	}
+	// The consent's way to AUTHORISED, then the request, its reports, the
+	// user's deletion and the purge.
+	requested := slices.Index(seen, integrationevents.TypeReportRequested)
+	if requested < 1 || seen[requested-1] != integrationevents.TypeConsentStatusChanged+" AUTHORISED" {
+		t.Fatalf("events = %q, want consent changes up to AUTHORISED, then Report Requested", seen)
+	}
+	for _, s := range seen[:requested] {
+		if !strings.HasPrefix(s, integrationevents.TypeConsentStatusChanged) {
+			t.Errorf("before Report Requested: %q, want consent changes only", s)
+		}
+	}
+	want := append(slices.Repeat([]string{integrationevents.TypeReportStored}, len(v.Reports)),
+		integrationevents.TypeConsentStatusChanged+" DELETED_BY_USER", integrationevents.TypeLinkDataPurged)
+	if diff := cmp.Diff(want, seen[requested+1:]); diff != "" {
+		t.Errorf("events after Report Requested (-want +got):\n%s", diff)
+	}
+	if n := len(e.srv.events.Events(other.LinkID)); n != 0 {
+		t.Errorf("%d events for the link that was never authorised, want none (it only exists)", n)
+	}
+}
