@@ -51,6 +51,9 @@ func (s *Server) devRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dev/reports/{key...}", s.serveReport)
 	mux.HandleFunc("GET /dev/info", s.serveInfo)
 	mux.HandleFunc("GET /dev/events", s.serveEvents)
+	if s.disk != nil {
+		mux.HandleFunc("GET "+downloadPath+"{key...}", s.serveDownload)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		// What API Gateway answers for a route it does not have.
 		writeGatewayError(w, http.StatusNotFound, newRequestID())
@@ -105,21 +108,28 @@ func (s *Server) serveReportList(w http.ResponseWriter, r *http.Request) {
 	writeAPI(w, httpapi.JSON(http.StatusOK, out))
 }
 
-// reportHref is the dev route of a stored report, each key segment
-// escaped (keys may hold '%').
-func reportHref(key string) string {
+// reportHref is the dev route of a stored report.
+func reportHref(key string) string { return "/dev/reports/" + escapeKey(key) }
+
+// escapeKey escapes each segment of an object key for a URL path (keys may
+// hold '%').
+func escapeKey(key string) string {
 	segs := strings.Split(key, "/")
 	for i, seg := range segs {
 		segs[i] = url.PathEscape(seg)
 	}
-	return "/dev/reports/" + strings.Join(segs, "/")
+	return strings.Join(segs, "/")
 }
 
 // serveReport is GET /dev/reports/{objectKey}: a stored report, byte for
 // byte. Only keys of the report store's own shapes are served, so nothing
 // outside the store can be named.
 func (s *Server) serveReport(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	s.writeStored(w, r, r.PathValue("key"))
+}
+
+// writeStored answers with a stored report, byte for byte.
+func (s *Server) writeStored(w http.ResponseWriter, r *http.Request, key string) {
 	if reportstore.CheckKey(key) != nil {
 		writeAPI(w, httpapi.Error(http.StatusNotFound, "report_not_found", "No stored report with this key."))
 		return

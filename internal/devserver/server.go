@@ -80,12 +80,18 @@ type Server struct {
 	links linkStore
 	// stream stands in for the table's stream; nil unless the link
 	// store is in memory (memory is then that store).
-	stream  *tableStream
-	memory  *streamedStore
-	feeds   []*changeFeed
-	events  *eventKeeper
-	objects reportObjects
-	disk    *DiskStore // nil when reports go to S3
+	stream *tableStream
+	memory *streamedStore
+	feeds  []*changeFeed
+	events *eventKeeper
+	// downloads signs report download URLs: S3's presigned GET, or the
+	// local stand-in (localDownloads) when reports are on disk.
+	downloads interface {
+		PresignGet(ctx context.Context, objectKey string, ttl time.Duration) (string, time.Time, error)
+	}
+	localDownloads *localDownloads // nil when reports go to S3
+	objects        reportObjects
+	disk           *DiskStore // nil when reports go to S3
 
 	handler atomic.Pointer[http.ServeMux]
 
@@ -134,12 +140,15 @@ func New(cfg Config) (*Server, error) {
 	s.events = newEventKeeper(bus, cfg.KeptEvents)
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
+		s.downloads = &s3Downloads{presign: s3.NewPresignClient(s.s3Client()), bucket: cfg.ReportsBucket}
 	} else {
 		disk, err := NewDiskStore(cfg.ReportsDir)
 		if err != nil {
 			return nil, err
 		}
 		s.disk, s.objects = disk, disk
+		s.localDownloads = newLocalDownloads(s.URL)
+		s.downloads = s.localDownloads
 	}
 	return s, nil
 }
