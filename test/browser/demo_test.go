@@ -5,8 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/devserver"
 )
 
@@ -34,7 +36,7 @@ const (
 	institution = "341"
 
 	// testTimeout bounds the whole test, browser start included.
-	testTimeout = 55 * time.Second
+	testTimeout = 90 * time.Second
 	// waitTimeout bounds each wait for the page to reach a state.
 	waitTimeout = 30 * time.Second
 
@@ -97,6 +99,46 @@ func TestDemo(t *testing.T) {
 		if report.ProductReportID != row.ReportID || report.ProductName != row.Product {
 			t.Errorf("report opened = %s %s, want %s %s", report.ProductName, report.ProductReportID, row.Product, row.ReportID)
 		}
+		tab.checkConsole(t)
+	})
+
+	// One link through everything a fintech can do with it: authorise,
+	// reports and their downloads, the integration events as they are
+	// published, then Revoke and Delete.
+	t.Run("lifecycle", func(t *testing.T) {
+		tab := openTab(t, browserCtx)
+		linkID := createLink(t, tab, base)
+		consentPage(t, tab, linkID)
+		tab.do(t, "authorise", chromedp.Click(chromedp.ID("authorise")))
+		tab.waitStatus(t, "REPORTS_RECEIVED")
+		tab.waitReports(t, len(wantProducts))
+
+		want := []string{"Consent Status Changed AUTHORISED", "Report Requested"}
+		for range wantProducts {
+			want = append(want, "Report Stored")
+		}
+		got := tab.waitEvents(t, linkID, "Report Stored", len(wantProducts))
+		if diff := cmp.Diff(want, got[len(got)-len(want):]); diff != "" {
+			t.Errorf("integration events shown (-want +got):\n%s", diff)
+		}
+		for _, e := range got[:len(got)-len(want)] {
+			if !strings.HasPrefix(e, "Consent Status Changed ") {
+				t.Errorf("before the consent was authorised: %q, want consent changes only", e)
+			}
+		}
+		tab.checkDownloads(t, base)
+
+		tab.do(t, "revoke", chromedp.Click(chromedp.ID("revoke-link")))
+		tab.waitAnswer(t, "202")
+		tab.do(t, "wait for the consent to be REVOKED",
+			chromedp.WaitVisible(chromedp.CSS(`#consents tbody tr[data-status="REVOKED"]`)))
+		tab.waitEvents(t, linkID, "Consent Status Changed REVOKED", 1)
+
+		tab.do(t, "delete", chromedp.Click(chromedp.ID("delete-link")))
+		tab.waitAnswer(t, "202")
+		tab.waitStatus(t, "DELETED")
+		tab.waitEvents(t, linkID, "Link Data Purged", 1)
+		tab.checkNoTaxID(t)
 		tab.checkConsole(t)
 	})
 
@@ -370,6 +412,83 @@ func (tb *tab) waitReports(t *testing.T, n int) []string {
 		`[...document.querySelectorAll('#reports tbody tr')].map((r) => r.dataset.product)`))
 	slices.Sort(got)
 	return got
+}
+
+// waitEvents waits until the integration events panel shows n events
+// reading what ("detail-type status" for a consent's change), all of
+// linkID, and returns what it shows, oldest first.
+func (tb *tab) waitEvents(t *testing.T, linkID, what string, n int) []string {
+	t.Helper()
+	const read = `[...document.querySelectorAll('#events tbody tr')].map((r) => {
+		const d = JSON.parse(r.querySelector('pre').textContent);
+		return (r.dataset.detailType + ' ' + (d.status || '')).trim() + '|' + r.cells[2].textContent + '|' + d.linkId;
+	})`
+	run(t, tb, "wait for "+what+" events", chromedp.Poll[chromedp.Void](
+		fmt.Sprintf(`%s.filter((e) => e.startsWith(%q + '|')).length >= %d`, read, what, n),
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
+	rows := run(t, tb, "read the events", chromedp.Evaluate[[]string](read))
+	var shown []string
+	for _, r := range rows {
+		parts := strings.Split(r, "|")
+		if len(parts) != 3 || parts[1] != linkID || parts[2] != linkID {
+			t.Errorf("event row %q: want link %s in the row and its detail", r, linkID)
+			continue
+		}
+		shown = append(shown, parts[0])
+	}
+	html := run(t, tb, "read the events panel", chromedp.Evaluate[string](`document.getElementById('events').outerHTML`))
+	for _, personal := range []string{testCPF, testCPFBare, "ana@example.com"} {
+		if strings.Contains(html, personal) {
+			t.Errorf("integration events panel shows %q", personal)
+		}
+	}
+	return shown
+}
+
+// checkDownloads fetches each report's download link and checks it gives
+// the stored bytes, those the report's own link opens.
+func (tb *tab) checkDownloads(t *testing.T, base string) {
+	t.Helper()
+	rows := run(t, tb, "read the report links", chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#reports tbody tr')].map((r) => [
+		r.querySelector('a.open-report').getAttribute('href'),
+		(r.querySelector('a.download-report') || {href: ''}).href])`))
+	for _, r := range rows {
+		if r[1] == "" {
+			t.Errorf("report %s has no download link", r[0])
+			continue
+		}
+		stored, downloaded := fetch(t, base+r[0]), fetch(t, r[1])
+		if !bytes.Equal(stored, downloaded) {
+			t.Errorf("download of %s gave %d bytes, not the %d stored", r[0], len(downloaded), len(stored))
+		}
+	}
+}
+
+func fetch(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d (%v)", url, resp.StatusCode, err)
+	}
+	return body
+}
+
+// waitAnswer waits for the answer to Revoke or Delete and checks that it
+// shows the status, then hides it for the next one.
+func (tb *tab) waitAnswer(t *testing.T, status string) {
+	t.Helper()
+	tb.do(t, "wait for the answer", chromedp.WaitVisible(chromedp.ID("lifecycle")))
+	got := run(t, tb, "read the answer", chromedp.Evaluate[string](
+		`document.getElementById('lifecycle-status').textContent + ' ' + document.getElementById('lifecycle-body').textContent`))
+	if !strings.HasPrefix(got, status+" ") {
+		t.Fatalf("answer = %q, want status %s", got, status)
+	}
+	run(t, tb, "hide the answer for the next one", chromedp.Evaluate[bool](`document.getElementById('lifecycle').hidden = true`))
 }
 
 // checkNoTaxID checks that the page, back from the consent page, shows

@@ -13,6 +13,8 @@
     timer: null,
     reportCount: -1,
     polling: false,
+    eventsTimer: null,
+    eventCount: -1,
   };
 
   // ---- API -----------------------------------------------------------
@@ -53,6 +55,21 @@
       throw new APIError('http_' + res.status, msg, res.status);
     }
     return data;
+  }
+
+  // call is api for the calls whose answer the page shows as it came:
+  // {status, body} on success and on an API error alike.
+  async function call(method, path) {
+    let res;
+    try {
+      res = await fetch(path, { method, headers: { Accept: 'application/json' } });
+    } catch (e) {
+      return { status: 0, body: null };
+    }
+    const text = await res.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = text; }
+    return { status: res.status, body };
   }
 
   // ---- messages ------------------------------------------------------
@@ -167,6 +184,9 @@
     $('tax-id-masked').textContent = '—';
     $('step-link').hidden = false;
     $('step-status').hidden = false;
+    $('step-events').hidden = false;
+    $('lifecycle').hidden = true;
+    startEvents();
   }
 
   function remember(v) {
@@ -179,15 +199,18 @@
 
   function reset() {
     stopPolling();
+    stopEvents();
     try { sessionStorage.removeItem(STORAGE_KEY); } catch (e) { /* ignore */ }
     state.linkId = null;
     state.linkURL = null;
     state.reportCount = -1;
     $('step-link').hidden = true;
     $('step-status').hidden = true;
+    $('step-events').hidden = true;
+    $('lifecycle').hidden = true;
     $('banner').hidden = true;
     clearError();
-    for (const id of ['consents', 'report-requests', 'reports']) {
+    for (const id of ['consents', 'report-requests', 'reports', 'events']) {
       $(id).tBodies[0].replaceChildren();
     }
     setStatus('');
@@ -217,7 +240,8 @@
       await render(view);
       $('poll-state').textContent = 'updated ' + new Date().toLocaleTimeString();
     } catch (err) {
-      if (err.status === 404) {
+      // 404: no such link; 410: its data was deleted.
+      if (err.status === 404 || err.status === 410) {
         $('banner').hidden = true;
         showError(err);
         stopPolling();
@@ -252,19 +276,33 @@
     // when the reports change.
     if (view.reports.length !== state.reportCount) {
       const stored = await api('GET', '/dev/links/' + encodeURIComponent(view.linkId) + '/reports');
+      const downloads = await Promise.all(stored.reports.map((r) => downloadURL(view.linkId, r.productReportId)));
       state.reportCount = view.reports.length;
-      fillTable('reports', stored.reports, (r) => ({
+      fillTable('reports', stored.reports, (r, i) => ({
         data: { product: r.productName, reportId: r.productReportId },
         cells: [code(r.productName), code(r.productReportId), text(formatBytes(r.bytes), 'num'),
-          text(formatTime(r.receivedAt)), link('open', r.href)],
+          text(formatTime(r.receivedAt)), link('open', r.href, 'open-report'),
+          downloads[i] ? link('download', downloads[i], 'download-report') : text('')],
       }));
+    }
+  }
+
+  // downloadURL asks the API for a report's download URL (a presigned S3
+  // GET in a deployment), as a fintech's frontend does; null when it
+  // gives none.
+  async function downloadURL(linkId, reportId) {
+    try {
+      const meta = await api('GET', '/links/' + encodeURIComponent(linkId) + '/reports/' + encodeURIComponent(reportId));
+      return meta && typeof meta.url === 'string' ? meta.url : null;
+    } catch (e) {
+      return null;
     }
   }
 
   function fillTable(id, items, row) {
     const body = $(id).tBodies[0];
-    const rows = (items || []).map((item) => {
-      const r = row(item);
+    const rows = (items || []).map((item, i) => {
+      const r = row(item, i);
       const tr = document.createElement('tr');
       for (const [k, v] of Object.entries(r.data)) tr.dataset[k] = v || '';
       tr.append(...r.cells);
@@ -300,14 +338,14 @@
     return td;
   }
 
-  function link(label, href) {
+  function link(label, href, cls) {
     const td = document.createElement('td');
     const a = document.createElement('a');
     a.textContent = label;
     a.href = href;
     a.target = '_blank';
     a.rel = 'noopener';
-    a.className = 'open-report';
+    a.className = cls;
     td.append(a);
     return td;
   }
@@ -341,6 +379,73 @@
     } finally {
       button.disabled = false;
     }
+  }
+
+  // ---- revoke and delete ---------------------------------------------
+
+  // lifecycle calls POST /links/{linkId}/revoke or DELETE /links/{linkId}
+  // and shows the answer as it came: the 202 body, or the error's code.
+  // The link's status after it shows in the badge as polling goes on.
+  async function lifecycle(method, suffix) {
+    if (!state.linkId) return;
+    clearError();
+    const path = '/links/' + encodeURIComponent(state.linkId) + suffix;
+    const buttons = [$('revoke-link'), $('delete-link')];
+    for (const b of buttons) b.disabled = true;
+    try {
+      const res = await call(method, path);
+      const ok = res.status >= 200 && res.status < 300;
+      $('lifecycle-call').textContent = method + ' ' + path;
+      const status = $('lifecycle-status');
+      status.dataset.ok = String(ok);
+      status.dataset.code = ok ? '' : ((res.body && res.body.error && res.body.error.code) || 'http_' + res.status);
+      status.textContent = res.status === 0 ? 'no answer' : res.status + (ok ? '' : ' ' + status.dataset.code);
+      $('lifecycle-body').textContent = res.body == null ? '' : (typeof res.body === 'string' ? res.body : JSON.stringify(res.body, null, 2));
+      $('lifecycle').hidden = false;
+      if (!state.polling) startPolling();
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  // ---- integration events -------------------------------------------
+
+  function startEvents() {
+    stopEvents();
+    state.eventCount = -1;
+    pollEvents();
+  }
+
+  function stopEvents() {
+    if (state.eventsTimer) clearTimeout(state.eventsTimer);
+    state.eventsTimer = null;
+  }
+
+  // pollEvents shows the integration events of the current link, as the
+  // dev server kept them (GET /dev/events), newest last.
+  async function pollEvents() {
+    const linkId = state.linkId;
+    if (!linkId) return;
+    try {
+      const events = await api('GET', '/dev/events?linkId=' + encodeURIComponent(linkId));
+      if (linkId !== state.linkId) return;
+      if (events.length !== state.eventCount) {
+        state.eventCount = events.length;
+        fillTable('events', events, (e) => {
+          const d = document.createElement('td');
+          const pre = document.createElement('pre');
+          pre.textContent = JSON.stringify(e.detail, null, 2);
+          d.append(pre);
+          return {
+            data: { detailType: e.detailType, eventId: (e.detail && e.detail.eventId) || '' },
+            cells: [text(formatTime(e.time)), text(e.detailType, 'detail-type'), code(e.linkId), d],
+          };
+        });
+      }
+    } catch (e) {
+      // Shown again on the next round.
+    }
+    if (linkId === state.linkId) state.eventsTimer = setTimeout(pollEvents, POLL_MS);
   }
 
   // ---- environment footer -------------------------------------------
@@ -411,6 +516,8 @@
     });
     $('reset').addEventListener('click', reset);
     $('request-reports').addEventListener('click', requestReports);
+    $('revoke-link').addEventListener('click', () => lifecycle('POST', '/revoke'));
+    $('delete-link').addEventListener('click', () => lifecycle('DELETE', ''));
     showEnvironment();
     resume();
   });
