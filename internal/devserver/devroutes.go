@@ -166,13 +166,16 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 // Info describes how the server is put together, for the demo page and the
 // start banner. It holds no secret.
 type Info struct {
-	URL                string `json:"url"`
-	Klavi              string `json:"klavi"` // "simulator" or the base URL
-	KlaviBaseURL       string `json:"klaviBaseURL"`
-	LinkStore          string `json:"linkStore"` // "memory" or "dynamodb:<table>"
-	ReportStore        string `json:"reportStore"`
-	Tokens             string `json:"tokens"`
-	ChangeFeed         bool   `json:"changeFeed"`
+	URL          string `json:"url"`
+	Klavi        string `json:"klavi"` // "simulator" or the base URL
+	KlaviBaseURL string `json:"klaviBaseURL"`
+	LinkStore    string `json:"linkStore"` // "memory" or "dynamodb:<table>"
+	ReportStore  string `json:"reportStore"`
+	Tokens       string `json:"tokens"`
+	ChangeFeed   bool   `json:"changeFeed"`
+	// EventBus is where integration events go: "local" (kept in process)
+	// or "eventbridge:<bus>"; "" when nothing publishes them (no feed).
+	EventBus           string `json:"eventBus"`
 	AutoRequestReports bool   `json:"autoRequestReports"`
 	ReportWebhookURL   string `json:"reportWebhookURL"`
 }
@@ -207,6 +210,13 @@ func (s *Server) Info() Info {
 	if s.cfg.CredentialsSecret != "" {
 		in.Tokens = "secretsmanager"
 	}
+	switch {
+	case s.stream == nil:
+	case s.cfg.EventBusName != "":
+		in.EventBus = "eventbridge:" + s.cfg.EventBusName
+	default:
+		in.EventBus = localBusName
+	}
 	if in.ReportWebhookURL == "" && url != "" {
 		in.ReportWebhookURL = url + httpapi.ReportWebhookPath
 	}
@@ -230,6 +240,15 @@ func (s *Server) Describe(w io.Writer) {
 	p("\nKlavi Link — local development server\n\n")
 	p("  demo page        %s/\n", in.URL)
 	p("  API              %s  (POST /links, GET /links/{linkId}, POST /links/{linkId}/reports)\n", in.URL)
+	p("  events           %s/dev/events", in.URL)
+	switch {
+	case in.EventBus == localBusName:
+		p("  (kept in process, the last %d)\n", s.events.max)
+	case in.EventBus != "":
+		p("  (and EventBridge bus %s)\n", s.cfg.EventBusName)
+	default:
+		p("  (none: they are published from the stream)\n")
+	}
 	p("  webhooks         %s/webhooks/klavi/events\n", in.URL)
 	p("                   %s/webhooks/klavi/reports\n", in.URL)
 	if in.Klavi == "simulator" {

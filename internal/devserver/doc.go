@@ -18,12 +18,17 @@
 //	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
 //	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
 //
-// The link store's change feed (linkstoretest.WithConsentChanges) stands in for
-// the table's DynamoDB stream: each consent write becomes the stream record
-// DynamoDB would carry (linkstoretest.StreamRecord), filtered as the template's
-// event source mapping filters, and goes to the report-request function's
-// stream handler (pkg/reportstream) in batches, with its retry rules. The token is renewed on
-// a ticker, as the token-refresh schedule does.
+// The in-memory link store's change feed stands in for the table's DynamoDB
+// stream: each write of a consent, link, report request or report item
+// becomes the stream record DynamoDB would carry (linkstoretest.StreamRecord and
+// its siblings), and goes, filtered as each of the template's event source
+// mappings filters and in batches with its retry rules, to the two
+// functions on the stream: report-request (pkg/reportstream) and
+// integration-events (pkg/integrationevents). The publisher puts its events
+// into an in-process bus that keeps the last DefaultKeptEvents of them for
+// GET /dev/events and the demo page, or, with EVENT_BUS_NAME, in front of
+// that EventBridge bus. The token is renewed on a ticker, as the
+// token-refresh schedule does.
 //
 // # Defaults and switches
 //
@@ -35,13 +40,14 @@
 //	link store    in memory, with the change feed          LINKS_TABLE (DynamoDB; AWS_* settings)
 //	reports       files under .local/reports (REPORTS_DIR) REPORTS_BUCKET (S3)
 //	Klavi token   in memory from /auth, every 20 min        KLAVI_CREDENTIALS_SECRET + KLAVI_TOKEN_SECRET
+//	event bus     in process (GET /dev/events)              EVENT_BUS_NAME (EventBridge, also listed)
 //
 // AWS parts use the standard SDK settings (AWS_REGION, AWS_ENDPOINT_URL for
 // moto, credentials); against an emulator the table and bucket are created
 // when missing. A DynamoDB table's stream cannot be read here, so with
 // LINKS_TABLE the feed is replaced by a sweep that makes the automatic
 // report request of authorised consents through the reconciliation path;
-// LGPD purges then do not run. With a real Klavi, its webhooks must reach
+// LGPD purges then do not run, and no integration events are published. With a real Klavi, its webhooks must reach
 // this server through a public URL (a tunnel) and REPORT_WEBHOOK_URL.
 //
 // # Local-only routes
@@ -50,6 +56,9 @@
 //	GET /dev/links/{linkId}/reports    the link's reports with their storage keys
 //	GET /dev/reports/{objectKey}       a stored report, byte for byte
 //	GET /dev/info                      how the server is put together
+//	GET /dev/events                    the integration events published, ?linkId= for one link
+//	GET /dev/download/{objectKey}      a report download URL's bytes (disk store only; signed,
+//	                                   expiring: the stand-in of S3's presigned GET)
 //	/klavi/..., /link/...              the simulator's API and consent pages
 //
 // None of them exists in a deployment, and none needs a JWT: the deployed

@@ -16,7 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/integrationevents"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
@@ -256,5 +260,92 @@ func TestEndToEndEvents(t *testing.T) {
 	}
 	if n := len(e.srv.events.Events(other.LinkID)); n != 0 {
 		t.Errorf("%d events for the link that was never authorised, want none (it only exists)", n)
+	}
+}
+
+// TestEndToEndEventBridge: with EVENT_BUS_NAME the events go to that bus
+// (the emulator's, with a rule to an SQS queue as a consumer would set
+// up) and are listed as well.
+func TestEndToEndEventBridge(t *testing.T) {
+	awstest.SkipShort(t, "the AWS emulator")
+	cfg := awstest.Config(t)
+	ctx := t.Context()
+	eb := eventbridge.NewFromConfig(cfg)
+	bus := awstest.Name(t, "klavi-link")
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(bus)}); err != nil {
+		t.Fatalf("create bus: %v", err)
+	}
+	q := sqs.NewFromConfig(cfg)
+	queue, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.Name(t, "stored"))})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: queue.QueueUrl,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatalf("queue arn: %v", err)
+	}
+	rule := awstest.Name(t, "report-stored")
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventBusName: aws.String(bus),
+		EventPattern: aws.String(`{"source":["klavi-link"],"detail-type":["Report Stored"]}`)}); err != nil {
+		t.Fatalf("put rule: %v", err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), EventBusName: aws.String(bus),
+		Targets: []types.Target{{Id: aws.String("queue"), Arn: aws.String(attrs.Attributes["QueueArn"])}}}); err != nil {
+		t.Fatalf("put targets: %v", err)
+	}
+
+	e := startServer(t, func(c *Config) {
+		c.AWS = &cfg
+		c.EventBusName = bus
+	})
+	if info := e.srv.Info(); info.EventBus != "eventbridge:"+bus || !info.ChangeFeed {
+		t.Errorf("Info = %+v, want the change feed publishing to %s", info, bus)
+	}
+	link := e.createLink(t, "personalTaxId", testCPF)
+	e.consent(t, link.LinkURL, "authorise")
+	e.waitFor(t, link.LinkID, "REPORTS_RECEIVED", hasStatus("REPORTS_RECEIVED"))
+	e.srv.sim.Wait()
+	v := e.view(t, link.LinkID)
+
+	want := map[string]bool{}
+	for _, r := range v.Reports {
+		want[r.ProductReportID] = true
+	}
+	got := map[string]bool{}
+	deadline := time.Now().Add(15 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: queue.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		for _, m := range out.Messages {
+			var ev struct {
+				DetailType string `json:"detail-type"`
+				Detail     struct {
+					LinkID          string `json:"linkId"`
+					ProductReportID string `json:"productReportId"`
+				} `json:"detail"`
+			}
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &ev); err != nil {
+				t.Fatalf("decode message %s: %v", aws.ToString(m.Body), err)
+			}
+			if ev.DetailType != integrationevents.TypeReportStored || ev.Detail.LinkID != link.LinkID || got[ev.Detail.ProductReportID] {
+				t.Errorf("queue got %s for %s (report %s), want each Report Stored of the link once", ev.DetailType, ev.Detail.LinkID, ev.Detail.ProductReportID)
+			}
+			got[ev.Detail.ProductReportID] = true
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" || len(want) == 0 {
+		t.Errorf("Report Stored events through the bus's rule (-want +got):\n%s", diff)
+	}
+	listed := e.srv.events.Events(link.LinkID)
+	if len(listed) == 0 {
+		t.Fatal("no events listed")
+	}
+	for _, ev := range listed {
+		if ev.Bus != bus || ev.ID == "" {
+			t.Errorf("listed event %+v: want bus %s and the bus's id", ev, bus)
+		}
 	}
 }

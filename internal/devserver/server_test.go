@@ -597,8 +597,8 @@ func TestEndToEndAWS(t *testing.T) {
 		c.SweepInterval = 100 * time.Millisecond
 	})
 	info := e.srv.Info()
-	if info.LinkStore != "dynamodb:"+table || info.ReportStore != "s3:"+bucket || info.Tokens != "secretsmanager" || info.ChangeFeed {
-		t.Errorf("Info = %+v, want DynamoDB, S3 and Secrets Manager without the change feed", info)
+	if info.LinkStore != "dynamodb:"+table || info.ReportStore != "s3:"+bucket || info.Tokens != "secretsmanager" || info.ChangeFeed || info.EventBus != "" {
+		t.Errorf("Info = %+v, want DynamoDB, S3 and Secrets Manager without the change feed and its events", info)
 	}
 
 	link := e.createLink(t, "personalTaxId", testCPF)
@@ -608,7 +608,7 @@ func TestEndToEndAWS(t *testing.T) {
 		t.Errorf("report requests = %+v, want the one the sweep made", v.ReportRequests)
 	}
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	e.checkReports(t, link.LinkID, func(key string) []byte {
+	v = e.checkReports(t, link.LinkID, func(key string) []byte {
 		t.Helper()
 		out, err := s3c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 		if err != nil {
@@ -621,6 +621,28 @@ func TestEndToEndAWS(t *testing.T) {
 		}
 		return b
 	})
+
+	// A download URL is S3's own presigned GET of the stored bytes.
+	key := reportstore.ReportKey(link.LinkID, v.Reports[0].ProductName, v.Reports[0].ProductReportID)
+	signed, _, err := e.srv.downloads.PresignGet(t.Context(), key, time.Minute)
+	if err != nil || !strings.HasPrefix(signed, awstest.Endpoint(t)) || !strings.Contains(signed, "X-Amz-Signature=") {
+		t.Fatalf("PresignGet = %q, %v; want a presigned URL of the emulator", signed, err)
+	}
+	resp, err := http.Get(signed)
+	if err != nil {
+		t.Fatalf("GET presigned URL: %v", err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	out, err := s3c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	stored, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(stored) == 0 || !bytes.Equal(got, stored) {
+		t.Errorf("presigned GET = %d with %d bytes, want 200 with the %d stored", resp.StatusCode, len(got), len(stored))
+	}
 
 	tok, err := sm.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(tokenSecret)})
 	if err != nil || !strings.Contains(aws.ToString(tok.SecretString), `"accessToken":"simtok_`) {
