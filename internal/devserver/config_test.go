@@ -48,6 +48,13 @@ func TestFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name:          "event bus only: the memory store's events go to EventBridge",
+			env:           map[string]string{"EVENT_BUS_NAME": " klavi-link-dev "},
+			want:          Config{EventBusName: "klavi-link-dev", ReportProducts: []string{"all"}, SignatureTolerance: 5 * time.Minute},
+			wantSimulated: true,
+			wantAWS:       true,
+		},
+		{
 			name: "AWS parts and options",
 			env: map[string]string{
 				"LINKS_TABLE":              "links",
@@ -126,6 +133,8 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"AWS part without AWS", Config{LinksTable: "links", ReportsDir: dir}, "AWS configuration"},
 		{"secrets without AWS", Config{CredentialsSecret: "c", TokenSecret: "t", ReportsDir: dir}, "AWS configuration"},
+		{"event bus without AWS", Config{EventBusName: "bus", ReportsDir: dir}, "AWS configuration"},
+		{"negative kept events", Config{KeptEvents: -1, ReportsDir: dir}, "negative"},
 		{"bad public URL", Config{PublicURL: "ftp://x", ReportsDir: dir}, "public URL"},
 		{"negative interval", Config{SweepInterval: -time.Second, ReportsDir: dir}, "negative"},
 	}
