@@ -41,6 +41,10 @@ const DefaultReportsDir = ".local/reports"
 // token-refresh schedule does.
 const DefaultTokenRefresh = 20 * time.Minute
 
+// DefaultReportURLTTL is the lifetime of a report download URL, as
+// REPORT_URL_TTL's default.
+const DefaultReportURLTTL = 5 * time.Minute
+
 // DefaultSweepInterval is how often authorised consents still waiting for
 // their report request are looked for (the local stand-in for the
 // reconciliation sweep; with a DynamoDB link store also for the stream).
@@ -77,6 +81,9 @@ type Config struct {
 	// ReportsDir is the directory of the disk report store; default
 	// DefaultReportsDir.
 	ReportsDir string
+	// ReportURLTTL is the lifetime of a report download URL; default
+	// DefaultReportURLTTL.
+	ReportURLTTL time.Duration
 	// EventBusName makes integration events go to that EventBridge bus
 	// (AWS must be set) as well as to the server's own list of them
 	// (GET /dev/events). Without it the server's list is the bus.
@@ -193,7 +200,7 @@ func (c Config) check() error {
 			errs = append(errs, fmt.Errorf("%s must be an absolute URL", appconfig.EnvReportWebhookURL))
 		}
 	}
-	if c.TokenRefresh < 0 || c.SweepInterval < 0 || c.SignatureTolerance < 0 || c.KeptEvents < 0 {
+	if c.TokenRefresh < 0 || c.SweepInterval < 0 || c.SignatureTolerance < 0 || c.KeptEvents < 0 || c.ReportURLTTL < 0 {
 		errs = append(errs, errors.New("intervals and tolerances must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -232,6 +239,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.ReportURLTTL == 0 {
+		c.ReportURLTTL = DefaultReportURLTTL
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

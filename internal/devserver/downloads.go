@@ -31,21 +31,22 @@ const downloadPath = "/dev/download/"
 type localDownloads struct {
 	base func() string // the server's URL
 	key  []byte
+	ttl  time.Duration
 	now  func() time.Time
 }
 
-func newLocalDownloads(base func() string) *localDownloads {
+func newLocalDownloads(base func() string, ttl time.Duration) *localDownloads {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &localDownloads{base: base, key: key, now: time.Now}
+	return &localDownloads{base: base, key: key, ttl: ttl, now: time.Now}
 }
 
 // PresignGet returns the download URL of the object and when it expires.
-func (d *localDownloads) PresignGet(_ context.Context, objectKey string, ttl time.Duration) (string, time.Time, error) {
+func (d *localDownloads) PresignGet(_ context.Context, objectKey string) (string, time.Time, error) {
 	if err := reportstore.CheckKey(objectKey); err != nil {
 		return "", time.Time{}, fmt.Errorf("sign download of %s: %w", objectKey, err)
 	}
-	expires := d.now().Add(ttl).Truncate(time.Second)
+	expires := d.now().Add(d.ttl).UTC().Truncate(time.Second)
 	exp := strconv.FormatInt(expires.Unix(), 10)
 	q := url.Values{"expires": {exp}, "signature": {d.sign(objectKey, exp)}}
 	return d.base() + downloadPath + escapeKey(objectKey) + "?" + q.Encode(), expires, nil
@@ -102,13 +103,15 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 type s3Downloads struct {
 	presign *s3.PresignClient
 	bucket  string
+	ttl     time.Duration
 }
 
-func (d *s3Downloads) PresignGet(ctx context.Context, objectKey string, ttl time.Duration) (string, time.Time, error) {
+func (d *s3Downloads) PresignGet(ctx context.Context, objectKey string) (string, time.Time, error) {
+	at := time.Now()
 	req, err := d.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(objectKey)},
-		s3.WithPresignExpires(ttl))
+		s3.WithPresignExpires(d.ttl))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("presign GET of %s: %w", objectKey, err)
 	}
-	return req.URL, time.Now().Add(ttl), nil
+	return req.URL, at.Add(d.ttl).UTC().Truncate(time.Second), nil
 }

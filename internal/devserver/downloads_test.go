@@ -24,7 +24,7 @@ func TestLocalDownloads(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	raw, expires, err := e.srv.downloads.PresignGet(t.Context(), key, 5*time.Minute)
+	raw, expires, err := e.srv.downloads.PresignGet(t.Context(), key)
 	if err != nil {
 		t.Fatalf("PresignGet: %v", err)
 	}
@@ -65,14 +65,16 @@ func TestLocalDownloads(t *testing.T) {
 	}
 
 	// A URL whose lifetime ended a second ago.
-	expired, _, err := e.srv.downloads.PresignGet(t.Context(), key, -time.Second)
+	past := *e.srv.localDownloads // the server's key, an ended lifetime
+	past.ttl = -time.Second
+	expired, _, err := past.PresignGet(t.Context(), key)
 	if err != nil {
 		t.Fatalf("PresignGet: %v", err)
 	}
 	if status, _, body := e.do(t, http.MethodGet, strings.TrimPrefix(expired, e.url), "", nil); status != http.StatusForbidden || !bytes.Contains(body, []byte(`"url_expired"`)) {
 		t.Errorf("after expiry: GET = %d %s, want 403 url_expired", status, body)
 	}
-	if _, _, err := e.srv.downloads.PresignGet(t.Context(), "../etc/passwd", time.Minute); err == nil {
+	if _, _, err := e.srv.downloads.PresignGet(t.Context(), "../etc/passwd"); err == nil {
 		t.Error("PresignGet signed a key outside the store")
 	}
 }

@@ -87,7 +87,7 @@ type Server struct {
 	// downloads signs report download URLs: S3's presigned GET, or the
 	// local stand-in (localDownloads) when reports are on disk.
 	downloads interface {
-		PresignGet(ctx context.Context, objectKey string, ttl time.Duration) (string, time.Time, error)
+		PresignGet(ctx context.Context, objectKey string) (string, time.Time, error)
 	}
 	localDownloads *localDownloads // nil when reports go to S3
 	objects        reportObjects
@@ -140,14 +140,14 @@ func New(cfg Config) (*Server, error) {
 	s.events = newEventKeeper(bus, cfg.KeptEvents)
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
-		s.downloads = &s3Downloads{presign: s3.NewPresignClient(s.s3Client()), bucket: cfg.ReportsBucket}
+		s.downloads = &s3Downloads{presign: s3.NewPresignClient(s.s3Client()), bucket: cfg.ReportsBucket, ttl: cfg.ReportURLTTL}
 	} else {
 		disk, err := NewDiskStore(cfg.ReportsDir)
 		if err != nil {
 			return nil, err
 		}
 		s.disk, s.objects = disk, disk
-		s.localDownloads = newLocalDownloads(s.URL)
+		s.localDownloads = newLocalDownloads(s.URL, cfg.ReportURLTTL)
 		s.downloads = s.localDownloads
 	}
 	return s, nil
