@@ -124,9 +124,9 @@ func TestPublishable(t *testing.T) {
 		{"new consent", linkstoretest.StreamRecord("L", nil, consent("c", klavi.ConsentAwaitingAuthorisation), "1"), true},
 		{"consent change", linkstoretest.StreamRecord("L", consent("c", klavi.ConsentAwaitingAuthorisation), consent("c", klavi.ConsentAuthorised), "1"), true},
 		{"consent removed by a purge", linkstoretest.StreamRecord("L", consent("c", klavi.ConsentAuthorised), nil, "1"), false},
-		{"request", linkstore.RequestStreamRecord("L", linkstore.ReportRequest{RequestID: "R"}, "1"), true},
-		{"report", linkstore.ReportStreamRecord("L", linkstore.Report{ProductReportID: "P"}, "1"), true},
-		{"link", linkstore.LinkStreamRecord(nil, link, "1"), true},
+		{"request", linkstoretest.RequestStreamRecord("L", linkstore.ReportRequest{RequestID: "R"}, "1"), true},
+		{"report", linkstoretest.ReportStreamRecord("L", linkstore.Report{ProductReportID: "P"}, "1"), true},
+		{"link", linkstoretest.LinkStreamRecord(nil, link, "1"), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,7 +39,7 @@ func (s *streamedStore) CreateLink(ctx context.Context, l linkstore.Link) error 
 		return err
 	}
 	if stored, err := s.MemoryStore.GetLink(ctx, l.LinkID); err == nil {
-		s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstore.LinkStreamRecord(nil, *stored, seq) })
+		s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstoretest.LinkStreamRecord(nil, *stored, seq) })
 	}
 	return nil
 }
@@ -51,7 +51,9 @@ func (s *streamedStore) RecordReportRequest(ctx context.Context, linkID string, 
 	if l, err := s.MemoryStore.GetLink(ctx, linkID); err == nil {
 		for _, stored := range l.ReportRequests {
 			if stored.RequestID == r.RequestID {
-				s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstore.RequestStreamRecord(linkID, stored, seq) })
+				s.stream.put(func(seq string) events.DynamoDBEventRecord {
+					return linkstoretest.RequestStreamRecord(linkID, stored, seq)
+				})
 			}
 		}
 	}
@@ -65,7 +67,9 @@ func (s *streamedStore) RecordReport(ctx context.Context, linkID string, r links
 	if l, err := s.MemoryStore.GetLink(ctx, linkID); err == nil {
 		for _, stored := range l.Reports {
 			if stored.ProductReportID == r.ProductReportID {
-				s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstore.ReportStreamRecord(linkID, stored, seq) })
+				s.stream.put(func(seq string) events.DynamoDBEventRecord {
+					return linkstoretest.ReportStreamRecord(linkID, stored, seq)
+				})
 			}
 		}
 	}
@@ -80,7 +84,7 @@ func (s *streamedStore) Purge(ctx context.Context, linkID string, now time.Time)
 		return was, err
 	}
 	if tomb, err := s.MemoryStore.GetLink(ctx, linkID); err == nil {
-		s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstore.LinkStreamRecord(was, *tomb, seq) })
+		s.stream.put(func(seq string) events.DynamoDBEventRecord { return linkstoretest.LinkStreamRecord(was, *tomb, seq) })
 	}
 	return was, nil
 }

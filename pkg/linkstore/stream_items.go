@@ -1,53 +1,38 @@
 package linkstore
 
 import (
-	"time"
-
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// The stream records of the other item types, for the same local runs as
-// StreamRecord: linkstoretest.MemoryStore reports consent writes only, and
-// the local stand-in of the table's stream builds the records of link,
-// report request and report items from what the store returns, so that the
-// integration events publisher reads them as it reads the table's.
+// The stream images of the other item types, for the same reason as
+// ConsentStreamImage: linkstoretest builds from them the records a
+// deployed table would carry for the link, report request and report
+// items, so that local runs feed the integration events publisher what it
+// reads in a deployment.
 
-// RequestStreamRecord returns the INSERT record of a new report request
-// item, as DynamoStore writes it.
-func RequestStreamRecord(linkID string, r ReportRequest, seq string) events.DynamoDBEventRecord {
-	it := encodeRequest(linkID, r)
-	return insertRecord(it, seq, r.RequestedAt)
+// ReportRequestStreamImage is the image of the report request item
+// DynamoStore writes for r.
+func ReportRequestStreamImage(linkID string, r ReportRequest) map[string]events.DynamoDBAttributeValue {
+	return itemImage(encodeRequest(linkID, r))
 }
 
-// ReportStreamRecord returns the INSERT record of a new report item (the
-// report's metadata), as DynamoStore writes it.
-func ReportStreamRecord(linkID string, r Report, seq string) events.DynamoDBEventRecord {
-	it := encodeReport(linkID, r)
-	return insertRecord(it, seq, r.ReceivedAt)
+// ReportStreamImage is the image of the report item (a report's metadata)
+// DynamoStore writes for r.
+func ReportStreamImage(linkID string, r Report) map[string]events.DynamoDBAttributeValue {
+	return itemImage(encodeReport(linkID, r))
 }
 
-// LinkStreamRecord returns the record of a write to a link item: INSERT
-// when old is nil, MODIFY otherwise (a purge: new is the tombstone). The
-// images hold the link's own attributes as DynamoStore writes them, except
-// the tax id, which is left out: no reader of the stream may take it
-// further (LinkFromStreamImage drops it too).
-func LinkStreamRecord(old *Link, new Link, seq string) events.DynamoDBEventRecord {
-	op := events.DynamoDBOperationTypeInsert
-	if old != nil {
-		op = events.DynamoDBOperationTypeModify
-	}
-	rec := record(string(op), linkKey(new.LinkID), seq, new.UpdatedAt)
-	if old != nil {
-		rec.Change.OldImage = itemImage(encodeLinkOwn(*old))
-	}
-	rec.Change.NewImage = itemImage(encodeLinkOwn(new))
-	return rec
+// LinkStreamImage is the image of the link item without its parts, as
+// DynamoStore leaves it after creating l or, when l.PurgedAt is set, after
+// purging it (a tombstone: its dates, owner and purge reason). The tax id
+// is left out: no reader of a stream may take it further
+// (LinkFromStreamImage drops it too); so are the attention and pending-work
+// entries, which no stream consumer reads.
+func LinkStreamImage(l Link) map[string]events.DynamoDBAttributeValue {
+	return itemImage(encodeLinkOwn(l))
 }
 
-// encodeLinkOwn is the link item without its parts and without the tax
-// id: a tombstone (purgedAt set) keeps its dates and purge reason only, as
-// Purge leaves it.
 func encodeLinkOwn(l Link) item {
 	it := linkKey(l.LinkID)
 	it[attrType] = str(ItemTypeLink)
@@ -57,6 +42,7 @@ func encodeLinkOwn(l Link) item {
 	if !l.ExpiresAt.IsZero() {
 		it[attrExpiresAt] = timeValue(l.ExpiresAt)
 	}
+	putIf(it, attrOwner, l.Owner)
 	if !l.PurgedAt.IsZero() {
 		it[attrPurgedAt] = timeValue(l.PurgedAt)
 		putIf(it, attrPurgeReason, l.PurgeReason)
@@ -65,37 +51,13 @@ func encodeLinkOwn(l Link) item {
 	if l.TaxIDType != TaxIDUnknown && l.TaxIDType != "" {
 		it[attrTaxIDType] = str(string(l.TaxIDType))
 	}
+	putIf(it, attrPurgeReason, l.PurgeReason) // a deletion asked for, not done yet
 	putIf(it, attrInstitutionCode, l.InstitutionCode)
 	putIf(it, attrRedirectURL, l.RedirectURL)
 	putIf(it, attrReportWebhookURL, l.ReportWebhookURL)
 	putIf(it, attrExternalInfo, string(l.ExternalInfo))
 	putIf(it, attrOrigin, l.Origin)
-	putIf(it, attrOwner, l.Owner)
 	return it
-}
-
-func insertRecord(it item, seq string, at time.Time) events.DynamoDBEventRecord {
-	rec := record(string(events.DynamoDBOperationTypeInsert), item{attrPK: it[attrPK], attrSK: it[attrSK]}, seq, at)
-	rec.Change.NewImage = itemImage(it)
-	return rec
-}
-
-func record(op string, keys item, seq string, at time.Time) events.DynamoDBEventRecord {
-	rec := events.DynamoDBEventRecord{
-		EventID:      seq,
-		EventName:    op,
-		EventVersion: "1.1",
-		EventSource:  "aws:dynamodb",
-		Change: events.DynamoDBStreamRecord{
-			Keys:           itemImage(keys),
-			SequenceNumber: seq,
-			StreamViewType: string(events.DynamoDBStreamViewTypeNewAndOldImages),
-		},
-	}
-	if !at.IsZero() {
-		rec.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: at.UTC().Truncate(time.Second)}
-	}
-	return rec
 }
 
 // listImage converts a list of strings (a request's products).

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
 
 // TestItemStreamRecordsMatchDynamoItems writes a link, a report request, a
@@ -55,7 +56,7 @@ func TestItemStreamRecordsMatchDynamoItems(t *testing.T) {
 
 	mustCreate(t, dyn, fullLink("L"))
 	created := mustGet(t, dyn, "L")
-	rec := linkstore.LinkStreamRecord(nil, *created, "1")
+	rec := linkstoretest.LinkStreamRecord(nil, *created, "1")
 	if rec.EventName != "INSERT" || rec.Change.OldImage != nil {
 		t.Errorf("new link: %s record with old image %v, want INSERT without", rec.EventName, rec.Change.OldImage)
 	}
@@ -71,7 +72,7 @@ func TestItemStreamRecordsMatchDynamoItems(t *testing.T) {
 		t.Fatalf("record report request: %v", err)
 	}
 	req := mustGet(t, dyn, "L").ReportRequests[0]
-	rec = linkstore.RequestStreamRecord("L", req, "2")
+	rec = linkstoretest.RequestStreamRecord("L", req, "2")
 	same("request", item(rec.Change.Keys), rec, nil)
 	if _, r, ok := linkstore.ReportRequestFromStreamImage(rec.Change.NewImage); !ok || !cmp.Equal(r, req) {
 		t.Errorf("ReportRequestFromStreamImage = %+v, %v; want %+v", r, ok, req)
@@ -84,7 +85,7 @@ func TestItemStreamRecordsMatchDynamoItems(t *testing.T) {
 		t.Fatalf("record report: %v", err)
 	}
 	rep := mustGet(t, dyn, "L").Reports[0]
-	rec = linkstore.ReportStreamRecord("L", rep, "3")
+	rec = linkstoretest.ReportStreamRecord("L", rep, "3")
 	same("report", item(rec.Change.Keys), rec, nil)
 	if _, r, ok := linkstore.ReportFromStreamImage(rec.Change.NewImage); !ok || !cmp.Equal(r, rep) {
 		t.Errorf("ReportFromStreamImage = %+v, %v; want %+v", r, ok, rep)
@@ -95,7 +96,7 @@ func TestItemStreamRecordsMatchDynamoItems(t *testing.T) {
 		t.Fatalf("purge: %v", err)
 	}
 	tomb := mustGet(t, dyn, "L")
-	rec = linkstore.LinkStreamRecord(was, *tomb, "4")
+	rec = linkstoretest.LinkStreamRecord(was, *tomb, "4")
 	if rec.EventName != "MODIFY" {
 		t.Errorf("purge: %s record, want MODIFY", rec.EventName)
 	}
