@@ -156,6 +156,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		ReportWebhookURL:     app.ReportWebhookURL,
 		SourceIPs:            app.SourceIPs,
 		SignatureTolerance:   app.SignatureTolerance,
+		ReportURLTTL:         app.ReportURLTTL,
 	}
 	if err := c.check(); err != nil {
 		return Config{}, err
@@ -202,6 +203,9 @@ func (c Config) check() error {
 	}
 	if c.TokenRefresh < 0 || c.SweepInterval < 0 || c.SignatureTolerance < 0 || c.KeptEvents < 0 || c.ReportURLTTL < 0 {
 		errs = append(errs, errors.New("intervals and tolerances must not be negative"))
+	}
+	if c.ReportURLTTL > appconfig.MaxReportURLTTL {
+		errs = append(errs, fmt.Errorf("%s must be at most %s", appconfig.EnvReportURLTTL, appconfig.MaxReportURLTTL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("configuration: %w", err)

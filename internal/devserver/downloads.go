@@ -13,9 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 )
@@ -96,22 +93,4 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeStored(w, r, key)
-}
-
-// s3Downloads signs S3 GETs of the reports bucket, as the deployed links
-// API does.
-type s3Downloads struct {
-	presign *s3.PresignClient
-	bucket  string
-	ttl     time.Duration
-}
-
-func (d *s3Downloads) PresignGet(ctx context.Context, objectKey string) (string, time.Time, error) {
-	at := time.Now()
-	req, err := d.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(objectKey)},
-		s3.WithPresignExpires(d.ttl))
-	if err != nil {
-		return "", time.Time{}, fmt.Errorf("presign GET of %s: %w", objectKey, err)
-	}
-	return req.URL, at.Add(d.ttl).UTC().Truncate(time.Second), nil
 }

@@ -1,7 +1,10 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/integrationevents"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 )
@@ -347,5 +351,78 @@ func TestEndToEndEventBridge(t *testing.T) {
 		if ev.Bus != bus || ev.ID == "" {
 			t.Errorf("listed event %+v: want bus %s and the bus's id", ev, bus)
 		}
+	}
+}
+
+// TestEndToEndRevokeDelete goes through the demo page's buttons by HTTP: a
+// report's download, Revoke (the simulator sends consent_revoked), Delete,
+// and the events each publishes.
+func TestEndToEndRevokeDelete(t *testing.T) {
+	e := startServer(t, nil)
+	link := e.createLink(t, "personalTaxId", testCPF)
+	e.consent(t, link.LinkURL, "authorise")
+	e.waitFor(t, link.LinkID, "REPORTS_RECEIVED", hasStatus("REPORTS_RECEIVED"))
+	e.srv.sim.Wait()
+	v := e.view(t, link.LinkID)
+
+	status, _, body := e.do(t, http.MethodGet, "/links/"+link.LinkID+"/reports/"+v.Reports[0].ProductReportID, "", nil)
+	var meta struct {
+		SHA256 string `json:"sha256"`
+		Bytes  int    `json:"bytes"`
+		URL    string `json:"url"`
+	}
+	if err := json.Unmarshal(body, &meta); status != http.StatusOK || err != nil || !strings.HasPrefix(meta.URL, e.url+downloadPath) {
+		t.Fatalf("GET report = %d %s, want 200 with a download URL of this server", status, body)
+	}
+	status, _, got := e.do(t, http.MethodGet, strings.TrimPrefix(meta.URL, e.url), "", nil)
+	if sum := sha256.Sum256(got); status != http.StatusOK || hex.EncodeToString(sum[:]) != meta.SHA256 || len(got) != meta.Bytes {
+		t.Errorf("download = %d with %d bytes, want 200 with the %d bytes of sha256 %s", status, len(got), meta.Bytes, meta.SHA256)
+	}
+
+	status, _, body = e.do(t, http.MethodPost, "/links/"+link.LinkID+"/revoke", "application/json", nil)
+	if status != http.StatusAccepted || !bytes.Contains(body, []byte(v.Consents[0].ConsentID)) {
+		t.Fatalf("POST revoke = %d %s, want 202 naming the consent", status, body)
+	}
+	e.waitFor(t, link.LinkID, "the consent REVOKED", func(v linkapi.View) bool {
+		return len(v.Consents) == 1 && v.Consents[0].Status == "REVOKED"
+	})
+	status, _, body = e.do(t, http.MethodPost, "/links/"+link.LinkID+"/revoke", "application/json", nil)
+	if status != http.StatusAccepted || !bytes.Contains(body, []byte(`"status":"REVOKED"`)) {
+		t.Errorf("POST revoke again = %d %s, want 202 with the consent REVOKED", status, body)
+	}
+
+	status, _, body = e.do(t, http.MethodDelete, "/links/"+link.LinkID, "", nil)
+	if status != http.StatusAccepted || !bytes.Contains(body, []byte(`"DELETED"`)) {
+		t.Fatalf("DELETE = %d %s, want 202 DELETED", status, body)
+	}
+	e.waitFor(t, link.LinkID, "DELETED", hasStatus("DELETED"))
+	if status, _, _ := e.do(t, http.MethodGet, strings.TrimPrefix(meta.URL, e.url), "", nil); status != http.StatusNotFound {
+		t.Errorf("download after the delete = %d, want 404: the report is gone", status)
+	}
+
+	var purged *KeptEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for purged == nil && time.Now().Before(deadline) {
+		for _, ev := range e.srv.events.Events(link.LinkID) {
+			if ev.DetailType == integrationevents.TypeLinkDataPurged {
+				purged = &ev
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if purged == nil || !bytes.Contains(purged.Detail, []byte(`"reason":"`+linkstore.PurgeDeletedByRequest+`"`)) {
+		t.Fatalf("Link Data Purged = %+v, want one with reason %s", purged, linkstore.PurgeDeletedByRequest)
+	}
+	var seen []string
+	for _, ev := range e.srv.events.Events(link.LinkID) {
+		var d struct {
+			Status string `json:"status"`
+		}
+		_ = json.Unmarshal(ev.Detail, &d)
+		seen = append(seen, strings.TrimSpace(ev.DetailType+" "+d.Status))
+	}
+	tail := []string{integrationevents.TypeConsentStatusChanged + " REVOKED", integrationevents.TypeLinkDataPurged}
+	if len(seen) < 2 || !slices.Equal(seen[len(seen)-2:], tail) {
+		t.Errorf("events end with %q, want %q", seen, tail)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstream"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportwebhook"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/revocation"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/tokensource"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/webhooksig"
 )
@@ -46,6 +47,9 @@ type linkStore interface {
 	RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error
 	RecordReport(ctx context.Context, linkID string, r linkstore.Report) error
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
+	RequestDeletion(ctx context.Context, linkID string, now time.Time) error
+	ClaimRevoke(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
+	RecordRevoke(ctx context.Context, linkID, consentID string, at time.Time) error
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
@@ -86,9 +90,7 @@ type Server struct {
 	events *eventKeeper
 	// downloads signs report download URLs: S3's presigned GET, or the
 	// local stand-in (localDownloads) when reports are on disk.
-	downloads interface {
-		PresignGet(ctx context.Context, objectKey string) (string, time.Time, error)
-	}
+	downloads      linkapi.URLSigner
 	localDownloads *localDownloads // nil when reports go to S3
 	objects        reportObjects
 	disk           *DiskStore // nil when reports go to S3
@@ -140,7 +142,11 @@ func New(cfg Config) (*Server, error) {
 	s.events = newEventKeeper(bus, cfg.KeptEvents)
 	if cfg.ReportsBucket != "" {
 		s.objects = reportstore.New(s.s3Client(), cfg.ReportsBucket, reportstore.Options{})
-		s.downloads = &s3Downloads{presign: s3.NewPresignClient(s.s3Client()), bucket: cfg.ReportsBucket, ttl: cfg.ReportURLTTL}
+		presigner, err := reportstore.NewPresigner(s3.NewPresignClient(s.s3Client()), cfg.ReportsBucket, cfg.ReportURLTTL)
+		if err != nil {
+			return nil, fmt.Errorf("configuration: %w", err)
+		}
+		s.downloads = presigner
 	} else {
 		disk, err := NewDiskStore(cfg.ReportsDir)
 		if err != nil {
@@ -301,10 +307,13 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 		Logger:           s.log,
 	})
 	s.reportRequests = svc
+	revoker := revocation.New(kc, s.links, svc, revocation.Config{Logger: s.log})
 	links := linkapi.New(kc, s.links, svc, linkapi.Config{
 		AllowedRedirectHosts:  s.cfg.AllowedRedirectHosts,
 		ReportWebhookURL:      webhookURL,
 		AllowLoopbackRedirect: true,
+		Downloads:             s.downloads,
+		Revocation:            revoker,
 		Logger:                s.log,
 	})
 	evh := eventwebhook.New(s.tokens, s.links, eventwebhook.Config{SourceIPs: s.cfg.SourceIPs, Verifier: verifier, Logger: s.log})
@@ -333,6 +342,9 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	route("create-link", "POST /links", links.Handle)
 	route("create-link", "GET /links/{linkId}", links.Handle)
 	route("create-link", "POST /links/{linkId}/reports", links.Handle)
+	route("create-link", "GET /links/{linkId}/reports/{productReportId}", links.Handle)
+	route("create-link", "POST /links/{linkId}/revoke", links.Handle)
+	route("create-link", "DELETE /links/{linkId}", links.Handle)
 	route("event-webhook", "POST /webhooks/klavi/events", evh.Handle)
 	route("report-webhook", "POST /webhooks/klavi/reports", rwh.Handle)
 	if s.sim != nil {
