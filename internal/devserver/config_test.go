@@ -28,7 +28,7 @@ func TestFromEnv(t *testing.T) {
 		{
 			name:          "nothing set: everything embedded",
 			env:           map[string]string{},
-			want:          Config{ReportProducts: []string{"all"}, SignatureTolerance: 5 * time.Minute},
+			want:          Config{ReportProducts: []string{"all"}, SignatureTolerance: 5 * time.Minute, ReportURLTTL: 5 * time.Minute},
 			wantSimulated: true,
 		},
 		{
@@ -45,12 +45,13 @@ func TestFromEnv(t *testing.T) {
 				ReportWebhookURL:   "https://tunnel.example.com/webhooks/klavi/reports",
 				ReportProducts:     []string{"all"},
 				SignatureTolerance: 5 * time.Minute,
+				ReportURLTTL:       5 * time.Minute,
 			},
 		},
 		{
 			name:          "event bus only: the memory store's events go to EventBridge",
 			env:           map[string]string{"EVENT_BUS_NAME": " klavi-link-dev "},
-			want:          Config{EventBusName: "klavi-link-dev", ReportProducts: []string{"all"}, SignatureTolerance: 5 * time.Minute},
+			want:          Config{EventBusName: "klavi-link-dev", ReportProducts: []string{"all"}, SignatureTolerance: 5 * time.Minute, ReportURLTTL: 5 * time.Minute},
 			wantSimulated: true,
 			wantAWS:       true,
 		},
@@ -66,6 +67,7 @@ func TestFromEnv(t *testing.T) {
 				"AUTO_REQUEST_REPORTS":     "false",
 				"ALLOWED_REDIRECT_HOSTS":   "localhost",
 				"SIGNATURE_TOLERANCE":      "1m",
+				"REPORT_URL_TTL":           "2m",
 			},
 			want: Config{
 				CredentialsSecret:    "creds",
@@ -77,6 +79,7 @@ func TestFromEnv(t *testing.T) {
 				ManualReportsOnly:    true,
 				AllowedRedirectHosts: []string{"localhost"},
 				SignatureTolerance:   time.Minute,
+				ReportURLTTL:         2 * time.Minute,
 			},
 			wantSimulated: true,
 			wantAWS:       true,
@@ -135,6 +138,7 @@ func TestNewErrors(t *testing.T) {
 		{"secrets without AWS", Config{CredentialsSecret: "c", TokenSecret: "t", ReportsDir: dir}, "AWS configuration"},
 		{"event bus without AWS", Config{EventBusName: "bus", ReportsDir: dir}, "AWS configuration"},
 		{"negative kept events", Config{KeptEvents: -1, ReportsDir: dir}, "negative"},
+		{"download URLs living too long", Config{ReportURLTTL: 2 * time.Hour, ReportsDir: dir}, "REPORT_URL_TTL"},
 		{"bad public URL", Config{PublicURL: "ftp://x", ReportsDir: dir}, "public URL"},
 		{"negative interval", Config{SweepInterval: -time.Second, ReportsDir: dir}, "negative"},
 	}

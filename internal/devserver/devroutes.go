@@ -239,7 +239,8 @@ func (s *Server) Describe(w io.Writer) {
 	p := func(format string, args ...any) { _, _ = fmt.Fprintf(w, format, args...) }
 	p("\nKlavi Link — local development server\n\n")
 	p("  demo page        %s/\n", in.URL)
-	p("  API              %s  (POST /links, GET /links/{linkId}, POST /links/{linkId}/reports)\n", in.URL)
+	p("  API              %s  (POST /links, GET and DELETE /links/{linkId}, POST /links/{linkId}/reports,\n", in.URL)
+	p("                   GET /links/{linkId}/reports/{productReportId}, POST /links/{linkId}/revoke)\n")
 	p("  events           %s/dev/events", in.URL)
 	switch {
 	case in.EventBus == localBusName:

@@ -14,7 +14,10 @@
 // send it.
 //
 //	POST /links, GET /links/{linkId},
-//	POST /links/{linkId}/reports       pkg/linkapi          (create-link, the links API)
+//	POST /links/{linkId}/reports,
+//	GET /links/{linkId}/reports/{productReportId},
+//	POST /links/{linkId}/revoke,
+//	DELETE /links/{linkId}             pkg/linkapi          (create-link, the links API)
 //	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
 //	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
 //
