@@ -126,6 +126,9 @@ func TestScheduledSweepRecoversLostAuthorisation(t *testing.T) {
 		"KLAVI_CREDENTIALS_SECRET="+credsSecret,
 		"KLAVI_TOKEN_SECRET="+tokenSecret,
 		"LINKS_TABLE="+table,
+		// The sweep finishes purges, so it is configured with the bucket;
+		// this scenario deletes nothing from it.
+		"REPORTS_BUCKET="+awstest.Name(t, "reports"),
 	))
 	for i := range 2 {
 		out, ierr := fn.InvokeFile(t, "events/reconcile-schedule.json")

@@ -313,6 +313,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 		for _, p := range []string{
 			`{"dynamodb":{"NewImage":{"type":{"S":["consent"]},"status":{"S":["AUTHORISED"]}}}}`,
 			`{"dynamodb":{"NewImage":{"status":{"S":["DELETED_BY_USER"]}}}}`,
+			`{"dynamodb":{"NewImage":{"type":{"S":["link"]},"work":{"S":["purge"]}}}}`,
 		} {
 			var v any
 			if err := json.Unmarshal([]byte(p), &v); err != nil {
