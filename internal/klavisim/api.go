@@ -493,8 +493,19 @@ type messageResponse struct {
 	Message string `json:"message"`
 }
 
-// handleRevokeConsent is DELETE /data/v1/consents/{consentId}/revoke.
-func (s *Simulator) handleRevokeConsent(_ *http.Request, _ []byte, p []string) (any, *apiError) {
+// handleRevokeConsent is DELETE /data/v1/consents/{consentId}/revoke. The
+// reference documents neither a body nor query parameters, so a client that
+// sends one is mistaken about the endpoint: 400 rather than silently
+// revoking. A revoke that moves the consent emits consent_revoked, which the
+// event webhook delivers signed like every other event; revoking a consent
+// already REVOKED answers ok and sends nothing new.
+func (s *Simulator) handleRevokeConsent(r *http.Request, body []byte, p []string) (any, *apiError) {
+	switch {
+	case r.URL.RawQuery != "":
+		return nil, errBadRequest("revoke takes no query parameters")
+	case len(body) > 0:
+		return nil, errBadRequest("revoke takes no request body")
+	}
 	err := s.revokeConsent(p[0])
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -686,3 +686,29 @@ func TestGetAndRevokeConsent(t *testing.T) {
 		t.Errorf("events = %v, want %v", names, want)
 	}
 }
+
+// The revoke endpoint takes only the consent id in its path: a body or a
+// query string means the client is calling something else, and must not
+// revoke anything.
+func TestRevokeRejectsBodyAndQuery(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := e.token(t)
+	c := e.authorisedConsent(t, tok, "personalTaxId", testCPF, "260")
+	path := "/data/v1/consents/" + c.ID + "/revoke"
+
+	assertError(t, e.do(t, http.MethodDelete, path, tok, `{"reason":"customer asked"}`), 400, 400)
+	assertError(t, e.do(t, http.MethodDelete, path+"?personalTaxId="+testCPF, tok, ""), 400, 400)
+	assertError(t, e.do(t, http.MethodDelete, path, "", ""), 401, 401)
+	if got, _ := e.sim.Consent(c.ID); got.Status != klavi.ConsentAuthorised {
+		t.Fatalf("after rejected revokes: status %s, want AUTHORISED", got.Status)
+	}
+	if res := e.do(t, http.MethodDelete, path, tok, ""); res.status != http.StatusOK {
+		t.Fatalf("revoke: %d %s, want 200", res.status, res.body)
+	}
+	if got, _ := e.sim.Consent(c.ID); got.Status != klavi.ConsentRevoked {
+		t.Errorf("after revoke: status %s, want REVOKED", got.Status)
+	}
+	if want := []string{EventLinkCreated, EventConsentAuthorised, EventConsentRevoked}; !reflect.DeepEqual(e.events.names(), want) {
+		t.Errorf("events = %v, want %v", e.events.names(), want)
+	}
+}
