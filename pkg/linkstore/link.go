@@ -190,6 +190,16 @@ type Attention struct {
 	Due    time.Time
 }
 
+// DeletionRequested reports whether the fintech asked for the link's
+// deletion (RequestDeletion) and the purge has not happened yet. Such a
+// link is no longer live: nothing may be requested for it, and only the
+// deletion's own revocations and purge may still act on it. It reads as it
+// did until the purge, so that a deletion left half done never reads as
+// done.
+func (l *Link) DeletionRequested() bool {
+	return l.PurgedAt.IsZero() && l.PurgeReason == PurgeDeletedByRequest
+}
+
 // Status derives the link status from its parts; see the package doc for
 // the rule.
 func (l *Link) Status(now time.Time) string {

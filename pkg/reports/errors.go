@@ -37,6 +37,7 @@ const (
 	ReasonNotAuthorised      = "not_authorised"
 	ReasonNotFound           = "not_found"
 	ReasonPurged             = "purged"
+	ReasonDeletionRequested  = "deletion_requested"
 	ReasonAutoRequestOff     = "auto_request_disabled"
 	ReasonUnknownTaxIDType   = "unknown_tax_id_type"
 	ReasonNoWebhookURL       = "no_webhook_url"

@@ -13,8 +13,8 @@ import (
 // Errors of RequestForLink that concern the whole link rather than one of
 // its consents.
 var (
-	// ErrLinkPurged: the user deleted the link's data; no reports can be
-	// requested for it again.
+	// ErrLinkPurged: the link's data was deleted, or the fintech asked for
+	// its deletion; no reports can be requested for it again.
 	ErrLinkPurged = errors.New("reports: link purged")
 	// ErrNoAuthorisedConsent: no consent of the link is AUTHORISED.
 	ErrNoAuthorisedConsent = errors.New("reports: no authorised consent")
@@ -46,7 +46,7 @@ type ConsentRequest struct {
 // invocation is left to call Klavi for the next consent (the requests
 // already made are then returned with it).
 func (h *Service) RequestForLink(ctx context.Context, link *linkstore.Link, products []string, fallbackWebhookURL string) ([]ConsentRequest, error) {
-	if !link.PurgedAt.IsZero() {
+	if !link.PurgedAt.IsZero() || link.DeletionRequested() {
 		return nil, fmt.Errorf("request reports for link %s: %w", link.LinkID, ErrLinkPurged)
 	}
 	if len(products) == 0 {

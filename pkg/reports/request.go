@@ -37,9 +37,10 @@ const recordAttempts = 3
 //
 // It returns the new request id, or "" with a nil error when there is
 // nothing to do: the request was made before, the consent is no longer
-// AUTHORISED, or the consent or its link is gone (purged). It returns an
-// error matching ErrInProgress while another caller holds the claim, one
-// matching ErrPermanent when trying again cannot help (see the package
+// AUTHORISED, the consent or its link is gone (purged), or the fintech
+// asked for the link's deletion. It returns an error matching
+// ErrInProgress while another caller holds the claim, one matching
+// ErrPermanent when trying again cannot help (see the package
 // documentation), and any other error when it can.
 func (h *Service) RequestForConsent(ctx context.Context, linkID, consentID, trigger string) (string, error) {
 	if trigger != linkstore.TriggerStream && trigger != linkstore.TriggerReconcile {
@@ -87,6 +88,12 @@ func (h *Service) RequestForConsent(ctx context.Context, linkID, consentID, trig
 	}
 	if !link.PurgedAt.IsZero() {
 		h.skipped(ctx, linkID, consentID, trigger, ReasonPurged)
+		return "", nil
+	}
+	if link.DeletionRequested() {
+		// A consent authorised late, while the deletion waits for Klavi,
+		// must not fetch the data the fintech asked to erase.
+		h.skipped(ctx, linkID, consentID, trigger, ReasonDeletionRequested)
 		return "", nil
 	}
 	i := slices.IndexFunc(link.Consents, func(c linkstore.Consent) bool { return c.ConsentID == consentID })

@@ -145,6 +145,19 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 			consentID:  "c-1",
 			wantReason: ReasonNotFound, // the purge deleted the consent item
 		},
+		{
+			// The fintech asked for the deletion and it waits for Klavi:
+			// a consent authorised meanwhile fetches nothing.
+			name: "deletion requested",
+			setup: func(t *testing.T, e *env) {
+				seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
+				if err := e.store.MemoryStore.RequestDeletion(t.Context(), "l-1", testStart); err != nil {
+					t.Fatal(err)
+				}
+			},
+			consentID:  "c-1",
+			wantReason: ReasonDeletionRequested,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -457,5 +470,26 @@ func TestRequestForConsentFallbacks(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(klavi.InstitutionDataRequest{}, "TaxID", "LinkID", "ConsentIDs", "Products", "ExternalInfo")); diff != "" {
 		t.Errorf("request mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// A manual request for a link the fintech asked to delete is refused like
+// one for a purged link, before Klavi is called.
+func TestRequestForLinkDeletionRequested(t *testing.T) {
+	e := newEnv(t, nil)
+	seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
+	if err := e.store.MemoryStore.RequestDeletion(t.Context(), "l-1", testStart); err != nil {
+		t.Fatal(err)
+	}
+	link, err := e.store.GetLink(t.Context(), "l-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := e.h.RequestForLink(t.Context(), link, nil, testWebhookURL)
+	if !errors.Is(err, ErrLinkPurged) || len(made) != 0 {
+		t.Fatalf("RequestForLink = %+v, %v; want none, ErrLinkPurged", made, err)
+	}
+	if n := len(e.klavi.Calls()); n != 0 {
+		t.Errorf("klavi calls = %d, want 0", n)
 	}
 }
