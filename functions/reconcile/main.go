@@ -1,6 +1,7 @@
 // Command reconcile runs on an EventBridge schedule and catches up on links
 // whose Klavi webhooks never arrived: it asks Klavi for the consents of due
-// links, fixes their state in the store and requests missing reports once.
+// links, fixes their state in the store and requests missing reports once,
+// and finishes deletions the fintech asked for that Klavi left half done.
 // main only wires; the logic is in pkg/reconcile.
 package main
 
@@ -17,6 +18,7 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reconcile"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reportstore"
+	"github.com/openfinance-br/klavi-link-lambda/pkg/revocation"
 )
 
 func main() {
@@ -47,10 +49,14 @@ func main() {
 		Logger:           app.Logger,
 		Metrics:          app.Metrics,
 	})
+	// A deletion the fintech asked for and Klavi left unfinished is
+	// finished through the same revocation and purge as the route's.
+	deleter := revocation.New(kc, store, requester, revocation.Config{Logger: app.Logger, Metrics: app.Metrics})
 	r := reconcile.New(store, kc, requester, reconcile.Config{
 		ReconcileAfter: app.Config.ReconcileAfter,
 		AutoRequest:    app.Config.AutoRequestReports,
 		Purger:         requester,
+		Deleter:        deleter,
 		Logger:         app.Logger,
 		Metrics:        app.Metrics,
 	})

@@ -64,6 +64,13 @@ const (
 	ActionPurged Action = "purged"
 	// ActionPurgeFailed: a pending purge failed; tried again next run.
 	ActionPurgeFailed Action = "purge_failed"
+	// ActionDeleted: a deletion the fintech asked for, left unfinished,
+	// was finished (consents revoked, link purged).
+	ActionDeleted Action = "deleted"
+	// ActionDeletionFailed: finishing a requested deletion failed (Klavi
+	// could not revoke a consent, or the purge failed); tried again next
+	// run, never given up on.
+	ActionDeletionFailed Action = "deletion_failed"
 )
 
 // Metric names and dimensions.
@@ -79,7 +86,7 @@ const (
 func warns(a Action) bool {
 	switch a {
 	case ActionRequestFailed, ActionRequestRejected, ActionReportsMissing, ActionNoTaxID,
-		ActionGaveUp, ActionKlaviFailed, ActionStoreFailed, ActionLinkMissing:
+		ActionGaveUp, ActionKlaviFailed, ActionStoreFailed, ActionLinkMissing, ActionDeletionFailed:
 		return true
 	}
 	return false

@@ -9,17 +9,28 @@
 // # What is due
 //
 // The store keeps one attention entry per link (linkstore.ListAttention):
-// AWAITING_CONSENT, due at the link's expiry, and AWAITING_REPORTS, due a
-// grace period after a consent was authorised. A run reads both kinds due
-// before now, earliest first, and takes up at most Config.Limit links in
-// all, so that neither kind can crowd out the other for long. It works on
+// AWAITING_CONSENT, due at the link's expiry, AWAITING_REPORTS, due a
+// grace period after a consent was authorised, PENDING_WORK, due when work
+// failed, and DELETION_REQUESTED, due when the fintech asked for the link's
+// deletion. A run reads every kind due before now, earliest first, and
+// takes up at most Config.Limit links in all, so that no kind can crowd out
+// the others for long. It works on
 // them one at a time and stops starting new ones Config.Reserve before the
 // invocation's deadline; what is left stays due for the next run.
 //
 // # One link
 //
-//  1. The link is read. A purged link needs nothing: its attention is
-//     cleared. So does a link that received a report, once every AUTHORISED
+//  1. The link is read. A link whose deletion the fintech asked for and
+//     that is not purged yet (linkstore.Link.DeletionRequested: a Klavi
+//     failure on a consent stopped DELETE /links/{linkId} before the
+//     purge) is no live link, whatever entry brought it here: its consents
+//     are not looked up and no report is requested for it. Config.Deleter
+//     (revocation.Service, as the route uses it) revokes its authorised
+//     consents again and then purges it; until that succeeds the link
+//     stays due and is never given up on (deletion_failed). A purge marked
+//     pending is redone the same way, through Config.Purger. A purged
+//     link needs nothing: its attention is cleared. So does a link that
+//     received a report, once every AUTHORISED
 //     consent has its automatic request (any consent, with
 //     Config.AutoRequest off): one consent's report says nothing about
 //     another whose request failed and was left to the sweep, which goes on

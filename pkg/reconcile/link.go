@@ -42,6 +42,11 @@ func (w *sweep) link(ctx context.Context, att linkstore.Attention) (outcome, err
 		return done, nil
 	case err != nil:
 		return w.fail(ctx, att, ActionStoreFailed, "reading the link failed", err)
+	case l.DeletionRequested():
+		// Whatever kind of entry brought the link here (a later
+		// authorisation or a purge mark replaces DELETION_REQUESTED): the
+		// fintech asked for its erasure, and nothing else is done for it.
+		return w.finishDeletion(ctx, att, l)
 	case l.Pending.Work == linkstore.WorkPurge:
 		// Before anything else: a link whose purge is pending must get no
 		// report request, and its purge may have stopped half-way.
@@ -364,3 +369,26 @@ func (w *sweep) purge(ctx context.Context, att linkstore.Attention) (outcome, er
 }
 
 var errNoPurger = errors.New("reconcile: no purger")
+
+// finishDeletion finishes a deletion the fintech asked for that stopped
+// before the purge (a Klavi failure on a consent, a revocation in flight
+// elsewhere, a failed purge): the link's authorised consents are revoked
+// again and the link is purged, through the same service as
+// DELETE /links/{linkId}. Like a pending purge it is never given up on.
+func (w *sweep) finishDeletion(ctx context.Context, att linkstore.Attention, l *linkstore.Link) (outcome, error) {
+	err := errNoDeleter
+	if w.cfg.Deleter != nil {
+		_, err = w.cfg.Deleter.Delete(ctx, l)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return interrupted, err
+		}
+		w.act(ctx, ActionDeletionFailed, att.LinkID, "finishing the requested deletion failed; tried again next run", "error", err)
+		return failed, fmt.Errorf("reconcile link %s: %w", att.LinkID, err)
+	}
+	w.act(ctx, ActionDeleted, att.LinkID, "requested deletion finished")
+	return w.clear(ctx, att, "deleted")
+}
+
+var errNoDeleter = errors.New("reconcile: no deleter")

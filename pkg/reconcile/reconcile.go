@@ -41,6 +41,12 @@ type purger interface {
 	Purge(ctx context.Context, linkID string) error
 }
 
+// deleter finishes a deletion the fintech asked for: it revokes the link's
+// authorised consents at Klavi and then purges it (revocation.Service).
+type deleter interface {
+	Delete(ctx context.Context, link *linkstore.Link) (string, error)
+}
+
 // Defaults of Config.
 const (
 	DefaultLimit          = 200
@@ -70,7 +76,12 @@ type Config struct {
 	AutoRequest bool
 	// Purger carries out a purge marked pending on a link
 	// (linkstore.WorkPurge); without it such a link fails, and stays due.
-	Purger  purger
+	Purger purger
+	// Deleter finishes a deletion the fintech asked for and that stopped
+	// before the purge (linkstore.Link.DeletionRequested), through the
+	// same revocation and purge as DELETE /links/{linkId}; without it such
+	// a link fails, and stays due.
+	Deleter deleter
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *metrics.Recorder
@@ -206,7 +217,8 @@ func (r *Reconciler) bounded(ctx context.Context) (context.Context, context.Canc
 func (w *sweep) due(ctx context.Context) ([]linkstore.Attention, bool, error) {
 	var all []linkstore.Attention
 	var errs []error
-	for _, kind := range []linkstore.AttentionKind{linkstore.PendingWorkDue, linkstore.AwaitingReports, linkstore.AwaitingConsent} {
+	kinds := []linkstore.AttentionKind{linkstore.DeletionRequested, linkstore.PendingWorkDue, linkstore.AwaitingReports, linkstore.AwaitingConsent}
+	for _, kind := range kinds {
 		// One more than the limit tells whether the run leaves links behind.
 		got, err := w.store.ListAttention(ctx, kind, w.now, w.cfg.Limit+1)
 		if err != nil {

@@ -371,8 +371,9 @@ func TestRun(t *testing.T) {
 				e.createLink(t, "l1", linkstore.TaxIDPersonal, cpfA)
 				e.store.listErr = errors.New("dynamodb: service unavailable")
 			},
-			at:        31 * time.Minute,
-			actions:   map[Action]int{ActionStoreFailed: 3},
+			at: 31 * time.Minute,
+			// One failed listing per kind of entry.
+			actions:   map[Action]int{ActionStoreFailed: 4},
 			attention: map[string]string{"l1": consentKind},
 			wantErr:   true,
 		},
