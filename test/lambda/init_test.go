@@ -22,6 +22,7 @@ func configEnv() []string {
 		"LINKS_TABLE=init-links",
 		"REPORTS_BUCKET=init-reports",
 		"ALLOWED_REDIRECT_HOSTS=" + redirectHost,
+		"EVENT_BUS_NAME=init-bus",
 	}
 }
 
@@ -35,12 +36,13 @@ func without(env []string, name string) []string {
 func TestMissingConfigFailsInit(t *testing.T) {
 	bins := buildFunctions(t)
 	required := map[string][]string{
-		fnTokenRefresh:  {"KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
-		fnCreateLink:    {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
-		fnEventWebhook:  {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
-		fnReportRequest: {"LINKS_TABLE", "REPORTS_BUCKET", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
-		fnReportWebhook: {"LINKS_TABLE", "REPORTS_BUCKET", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
-		fnReconcile:     {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnTokenRefresh:      {"KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnCreateLink:        {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnEventWebhook:      {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnReportRequest:     {"LINKS_TABLE", "REPORTS_BUCKET", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnReportWebhook:     {"LINKS_TABLE", "REPORTS_BUCKET", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnReconcile:         {"LINKS_TABLE", "KLAVI_CREDENTIALS_SECRET", "KLAVI_TOKEN_SECRET"},
+		fnIntegrationEvents: {"EVENT_BUS_NAME", "LINKS_TABLE", "REPORTS_BUCKET"},
 	}
 	for _, fn := range functionNames() {
 		t.Run(fn, func(t *testing.T) {

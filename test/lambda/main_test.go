@@ -15,8 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/openfinance-br/klavi-link-lambda/internal/awstest"
 	"github.com/openfinance-br/klavi-link-lambda/internal/klavisim"
@@ -35,10 +39,12 @@ const (
 	fnReportRequest = "report-request"
 	fnReportWebhook = "report-webhook"
 	fnReconcile     = "reconcile"
+	// fnIntegrationEvents publishes the table's stream to the bus.
+	fnIntegrationEvents = "integration-events"
 )
 
 func functionNames() []string {
-	return []string{fnTokenRefresh, fnCreateLink, fnEventWebhook, fnReportRequest, fnReportWebhook, fnReconcile}
+	return []string{fnTokenRefresh, fnCreateLink, fnEventWebhook, fnReportRequest, fnReportWebhook, fnReconcile, fnIntegrationEvents}
 }
 
 // Values of the deployment that the fixtures in events/ agree with.
@@ -83,16 +89,21 @@ func buildFunctions(t *testing.T) map[string]string {
 }
 
 // deployment is one stack in the emulators: the links table, the reports
-// bucket, the two secrets, the Klavi simulator on a local server, and every
-// function running under its own Runtime Interface Emulator.
+// bucket, the two secrets, the event bus with a rule sending every event
+// to an SQS queue (the consumer), the Klavi simulator on a local server,
+// and every function running under its own Runtime Interface Emulator.
 type deployment struct {
 	sim         *klavisim.Simulator
 	klaviURL    string
+	cfg         aws.Config
 	db          *dynamodb.Client
 	s3          *s3.Client
 	sm          *secretsmanager.Client
+	sqs         *sqs.Client
 	table       string
 	bucket      string
+	bus         string
+	queueURL    string
 	credsSecret string
 	tokenSecret string
 	fns         map[string]*lambdatest.Function
@@ -100,19 +111,34 @@ type deployment struct {
 
 func deploy(t *testing.T) *deployment {
 	t.Helper()
+	return deployWith(t, nil)
+}
+
+// deployWith deploys with the simulator's options changed by simOptions
+// (nil: none), which may keep d to reach the functions later.
+func deployWith(t *testing.T, simOptions func(d *deployment, o *klavisim.Options)) *deployment {
+	t.Helper()
 	cfg := awstest.Config(t)
 	bins := buildFunctions(t)
 	d := &deployment{
-		sim:         klavisim.New(klavisim.Options{AccessKey: simAccessKey, SecretKey: simSecretKey}),
+		cfg:         cfg,
 		db:          dynamodb.NewFromConfig(cfg),
 		s3:          s3.NewFromConfig(cfg),
 		sm:          secretsmanager.NewFromConfig(cfg),
+		sqs:         sqs.NewFromConfig(cfg),
 		table:       awstest.Name(t, "links"),
 		bucket:      awstest.Name(t, "reports"),
+		bus:         awstest.Name(t, "klavi-link"),
 		credsSecret: awstest.Name(t, "klavi-credentials"),
 		tokenSecret: awstest.Name(t, "klavi-token"),
 		fns:         map[string]*lambdatest.Function{},
 	}
+	opts := klavisim.Options{AccessKey: simAccessKey, SecretKey: simSecretKey}
+	if simOptions != nil {
+		simOptions(d, &opts)
+	}
+	d.sim = klavisim.New(opts)
+	t.Cleanup(d.sim.Close)
 	srv := httptest.NewServer(d.sim)
 	t.Cleanup(srv.Close)
 	d.sim.SetPublicURL(srv.URL)
@@ -138,6 +164,8 @@ func deploy(t *testing.T) *deployment {
 		}
 	}
 
+	d.queueURL = createConsumer(t, cfg, d.bus)
+
 	env := append(awstest.Env(t),
 		"KLAVI_BASE_URL="+d.klaviURL,
 		"KLAVI_CREDENTIALS_SECRET="+d.credsSecret,
@@ -147,11 +175,48 @@ func deploy(t *testing.T) *deployment {
 		"ALLOWED_REDIRECT_HOSTS="+redirectHost,
 		// The webhook fixtures come from this range.
 		"KLAVI_SOURCE_IPS=18.231.92.0/24",
+		"EVENT_BUS_NAME="+d.bus,
+		"REPORT_URL_TTL="+reportURLTTL.String(),
 	)
 	for _, name := range functionNames() {
 		d.fns[name] = lambdatest.Start(t, bins[name], env)
 	}
 	return d
+}
+
+// reportURLTTL is the deployment's REPORT_URL_TTL.
+const reportURLTTL = 2 * time.Minute
+
+// createConsumer creates the bus and, as a fintech's system would, a rule
+// sending every klavi-link event on it to a new SQS queue, whose URL it
+// returns.
+func createConsumer(t *testing.T, cfg aws.Config, bus string) string {
+	t.Helper()
+	ctx := t.Context()
+	eb := eventbridge.NewFromConfig(cfg)
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(bus)}); err != nil {
+		t.Fatalf("create bus: %v", err)
+	}
+	q := sqs.NewFromConfig(cfg)
+	queue, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(awstest.Name(t, "consumer"))})
+	if err != nil {
+		t.Fatalf("create queue: %v", err)
+	}
+	attrs, err := q.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: queue.QueueUrl,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatalf("queue arn: %v", err)
+	}
+	rule := awstest.Name(t, "all-klavi-link")
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventBusName: aws.String(bus),
+		EventPattern: aws.String(`{"source":["klavi-link"]}`)}); err != nil {
+		t.Fatalf("put rule: %v", err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(rule), EventBusName: aws.String(bus),
+		Targets: []ebtypes.Target{{Id: aws.String("consumer"), Arn: aws.String(attrs.Attributes["QueueArn"])}}}); err != nil {
+		t.Fatalf("put targets: %v", err)
+	}
+	return aws.ToString(queue.QueueUrl)
 }
 
 // invoke sends payload to a function and fails the test unless the function
