@@ -2,10 +2,13 @@ package awstest_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -69,5 +72,71 @@ func TestStreamImage(t *testing.T) {
 	}
 	if awstest.StreamImage(nil) != nil {
 		t.Errorf("StreamImage(nil) != nil")
+	}
+}
+
+// TestStreamReader reads a table's stream from the emulator: each write once,
+// in order, and neither a record of a cancelled transaction nor a miss of
+// the writes after one.
+func TestStreamReader(t *testing.T) {
+	cfg := awstest.Config(t)
+	ctx := t.Context()
+	db := dynamodb.NewFromConfig(cfg)
+	table := awstest.Name(t, "stream")
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		StreamSpecification:  &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewAndOldImages},
+	}); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	key := func(pk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}}
+	}
+	put := func(pk string) {
+		t.Helper()
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: key(pk)}); err != nil {
+			t.Fatalf("put %s: %v", pk, err)
+		}
+	}
+	r := awstest.NewStreamReader(t, cfg, table)
+	summary := func(recs []events.DynamoDBEventRecord) []string {
+		var out []string
+		for _, rec := range recs {
+			out = append(out, rec.EventName+" "+rec.Change.Keys["pk"].String())
+		}
+		return out
+	}
+
+	put("a")
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: key("a"),
+		UpdateExpression: aws.String("SET v = :v"), ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberN{Value: "1"}}}); err != nil {
+		t.Fatalf("update a: %v", err)
+	}
+	if got, want := summary(r.Read(t)), []string{"INSERT a", "MODIFY a"}; !slices.Equal(got, want) {
+		t.Errorf("first read = %q, want %q", got, want)
+	}
+
+	// A transaction whose condition fails writes nothing, and the writes
+	// after it are read.
+	_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(table), Item: key("b")}},
+		{ConditionCheck: &types.ConditionCheck{TableName: aws.String(table), Key: key("a"), ConditionExpression: aws.String("attribute_not_exists(v)")}},
+	}})
+	if err == nil {
+		t.Fatal("the transaction was not cancelled")
+	}
+	put("c")
+	recs := r.Read(t)
+	if got, want := summary(recs), []string{"INSERT c"}; !slices.Equal(got, want) {
+		t.Errorf("read after a cancelled transaction = %q, want %q", got, want)
+	}
+	if len(recs) == 1 && (recs[0].Change.NewImage["pk"].String() != "c" || recs[0].Change.OldImage != nil || recs[0].Change.SequenceNumber == "") {
+		t.Errorf("record = %+v, want the new image of c, no old image, a sequence number", recs[0].Change)
+	}
+	if got := r.Read(t); len(got) != 0 {
+		t.Errorf("read with nothing written = %q, want nothing", summary(got))
 	}
 }

@@ -6,9 +6,9 @@ import (
 )
 
 // StreamImage converts an item as the SDK reads it from the emulator into
-// the image a DynamoDB stream record carries to Lambda. The emulator has no
-// stream to read, so tests build stream records from the items the code
-// under test wrote.
+// the image a DynamoDB stream record carries to Lambda, for tests that build
+// a stream record from the items the code under test wrote (StreamReader
+// reads the emulator's own stream).
 func StreamImage(item map[string]types.AttributeValue) map[string]events.DynamoDBAttributeValue {
 	if item == nil {
 		return nil

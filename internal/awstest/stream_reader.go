@@ -1,6 +1,7 @@
 package awstest
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -12,21 +13,26 @@ import (
 )
 
 // StreamReader reads a table's DynamoDB stream from the emulator from its
-// beginning, the way Lambda's event source mapping does (TRIM_HORIZON, then
-// each shard's next iterator), and hands the records over in the shape
-// Lambda delivers them to a function.
+// beginning, the way Lambda's event source mapping does, and hands the
+// records over in the shape Lambda delivers them to a function.
 //
-// What the emulator does (moto 5, observed): one shard per table; a record
-// for every PutItem, UpdateItem, DeleteItem and each item of a
-// TransactWriteItems, with NEW_AND_OLD_IMAGES; no record for a write whose
-// condition failed. Unlike DynamoDB, it also writes a MODIFY record for a
-// write that changes nothing (old and new image equal), so consumers of
-// these records see a few more no-op changes than they would in AWS.
+// What the emulator does (moto 5, observed and read in its source): one
+// shard per table; a record for every PutItem, UpdateItem, DeleteItem and
+// each item of a TransactWriteItems, with NEW_AND_OLD_IMAGES; no record for
+// a write whose condition failed. Unlike DynamoDB, it also writes a MODIFY
+// record for a write that changes nothing (old and new image equal), so
+// consumers of these records see a few more no-op changes than they would
+// in AWS. A cancelled transaction is rolled back by putting a copy of the
+// table, stream shard included, in place of the table: records written
+// during the transaction remain in the replaced shard only, and an
+// iterator taken before then keeps reading that shard, phantoms first and
+// nothing written later. So each Read takes a new iterator after the last
+// sequence number seen, which reads the table's current shard.
 type StreamReader struct {
 	client *dynamodbstreams.Client
 	arn    string
 	shards []string          // in the order first seen
-	iters  map[string]string // shard id -> next iterator; "" once the shard is closed
+	last   map[string]string // shard id -> last sequence number read
 }
 
 // NewStreamReader returns a reader of table's stream; the table must have
@@ -41,7 +47,7 @@ func NewStreamReader(t testing.TB, cfg aws.Config, table string) *StreamReader {
 	if arn == "" {
 		t.Fatalf("table %s has no stream", table)
 	}
-	return &StreamReader{client: dynamodbstreams.NewFromConfig(cfg), arn: arn, iters: map[string]string{}}
+	return &StreamReader{client: dynamodbstreams.NewFromConfig(cfg), arn: arn, last: map[string]string{}}
 }
 
 // Read returns every record written since the last Read, shard by shard in
@@ -54,33 +60,35 @@ func (r *StreamReader) Read(t testing.TB) []events.DynamoDBEventRecord {
 		t.Fatalf("describe stream: %v", err)
 	}
 	for _, sh := range desc.StreamDescription.Shards {
-		id := aws.ToString(sh.ShardId)
-		if _, ok := r.iters[id]; ok {
-			continue
+		if id := aws.ToString(sh.ShardId); !slices.Contains(r.shards, id) {
+			r.shards = append(r.shards, id)
 		}
-		it, err := r.client.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
-			StreamArn: aws.String(r.arn), ShardId: sh.ShardId, ShardIteratorType: streamtypes.ShardIteratorTypeTrimHorizon,
-		})
-		if err != nil {
-			t.Fatalf("shard iterator %s: %v", id, err)
-		}
-		r.shards = append(r.shards, id)
-		r.iters[id] = aws.ToString(it.ShardIterator)
 	}
 	var out []events.DynamoDBEventRecord
 	for _, id := range r.shards {
-		for r.iters[id] != "" {
-			page, err := r.client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: aws.String(r.iters[id])})
+		in := &dynamodbstreams.GetShardIteratorInput{StreamArn: aws.String(r.arn), ShardId: aws.String(id),
+			ShardIteratorType: streamtypes.ShardIteratorTypeTrimHorizon}
+		if seq := r.last[id]; seq != "" {
+			in.ShardIteratorType = streamtypes.ShardIteratorTypeAfterSequenceNumber
+			in.SequenceNumber = aws.String(seq)
+		}
+		it, err := r.client.GetShardIterator(ctx, in)
+		if err != nil {
+			t.Fatalf("shard iterator %s: %v", id, err)
+		}
+		for iter := aws.ToString(it.ShardIterator); iter != ""; {
+			page, err := r.client.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: aws.String(iter)})
 			if err != nil {
 				t.Fatalf("get records of shard %s: %v", id, err)
 			}
-			r.iters[id] = aws.ToString(page.NextShardIterator)
 			if len(page.Records) == 0 {
 				break
 			}
 			for _, rec := range page.Records {
 				out = append(out, lambdaRecord(r.arn, rec))
+				r.last[id] = aws.ToString(rec.Dynamodb.SequenceNumber)
 			}
+			iter = aws.ToString(page.NextShardIterator)
 		}
 	}
 	return out

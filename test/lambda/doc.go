@@ -11,6 +11,21 @@
 // functions log. Another test checks that each function refuses to start,
 // visibly, without each variable it requires.
 //
+// The consumer flow test walks a link through the consumer side: the
+// simulator sends its signed webhooks (consent events, reports,
+// consent_revoked) through a stand-in for API Gateway to the functions;
+// the table's stream is read from the emulator's own DynamoDB stream
+// (awstest.StreamReader) and handed to the report-request and
+// integration-events functions as their event source mappings would; a
+// rule sends the bus's events to an SQS queue the test reads as a consumer.
+// It checks the download, revoke and delete routes' answers, that the
+// presigned URLs give the stored bytes, the integration events of the link
+// in order with each eventId once, no personal data in events or logs, and
+// that after the delete nothing of the link's reports or tax id remains
+// and later deliveries change nothing. The presign test fetches URLs from
+// the emulator's S3 and says what moto does not enforce (signature and
+// expiry of a presigned GET).
+//
 //	go test -race ./test/lambda/
 //
 // The race detector applies to the test process (and the simulator in it),
