@@ -60,6 +60,7 @@ func main() {
 		Revocation:           revoker,
 		AllowedRedirectHosts: app.Config.AllowedRedirectHosts,
 		ReportWebhookURL:     app.Config.ReportWebhookURL,
+		Access:               app.Config.Access,
 		Logger:               app.Logger,
 		Metrics:              app.Metrics,
 	})

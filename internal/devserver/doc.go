@@ -66,5 +66,7 @@
 //
 // None of them exists in a deployment, and none needs a JWT: the deployed
 // frontend routes sit behind API Gateway's JWT authorizer, which is not
-// reproduced here. Keep the server on a loopback address.
+// reproduced here. The /links routes get the identity such an authorizer
+// would give, the subject LocalCaller, since the links API refuses a
+// request without one. Keep the server on a loopback address.
 package devserver

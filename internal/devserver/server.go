@@ -339,12 +339,13 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 	route := func(function, routeKey string, h lambdaFunc) {
 		mux.Handle(routeKey, newLambdaRoute(function, routeKey, h, s.log))
 	}
-	route("create-link", "POST /links", links.Handle)
-	route("create-link", "GET /links/{linkId}", links.Handle)
-	route("create-link", "POST /links/{linkId}/reports", links.Handle)
-	route("create-link", "GET /links/{linkId}/reports/{productReportId}", links.Handle)
-	route("create-link", "POST /links/{linkId}/revoke", links.Handle)
-	route("create-link", "DELETE /links/{linkId}", links.Handle)
+	linksAPI := asLocalCaller(links.Handle)
+	route("create-link", "POST /links", linksAPI)
+	route("create-link", "GET /links/{linkId}", linksAPI)
+	route("create-link", "POST /links/{linkId}/reports", linksAPI)
+	route("create-link", "GET /links/{linkId}/reports/{productReportId}", linksAPI)
+	route("create-link", "POST /links/{linkId}/revoke", linksAPI)
+	route("create-link", "DELETE /links/{linkId}", linksAPI)
 	route("event-webhook", "POST /webhooks/klavi/events", evh.Handle)
 	route("report-webhook", "POST /webhooks/klavi/reports", rwh.Handle)
 	if s.sim != nil {

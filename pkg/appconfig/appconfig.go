@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/access"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 )
 
@@ -29,11 +30,17 @@ const (
 	EnvSignatureTolerance   = "SIGNATURE_TOLERANCE"
 	EnvReconcileAfter       = "RECONCILE_AFTER"
 	EnvReportURLTTL         = "REPORT_URL_TTL"
+	EnvJWTOwnerClaim        = "JWT_OWNER_CLAIM"
+	EnvJWTAdminScope        = "JWT_ADMIN_SCOPE"
+	EnvReportCooldown       = "REPORT_REQUEST_COOLDOWN"
 )
 
 // MaxReportURLTTL bounds REPORT_URL_TTL: a download URL is a bearer
 // credential for the report, so it must not live long.
 const MaxReportURLTTL = time.Hour
+
+// DefaultReportCooldown is REPORT_REQUEST_COOLDOWN's default.
+const DefaultReportCooldown = 10 * time.Minute
 
 // DefaultKlaviBaseURL is Klavi's sandbox.
 const DefaultKlaviBaseURL = "https://api-sandbox.klavi.ai"
@@ -58,6 +65,14 @@ type Config struct {
 	// ReportURLTTL is the lifetime of a report download URL; default 5m,
 	// at most MaxReportURLTTL.
 	ReportURLTTL time.Duration
+	// Access names the JWT claim of a link's owner (JWT_OWNER_CLAIM,
+	// default sub) and the back office's scope (JWT_ADMIN_SCOPE, default
+	// klavi-link/admin).
+	Access access.Policy
+	// ReportCooldown is how long a manual report request for a consent and
+	// products holds off the same request (REPORT_REQUEST_COOLDOWN,
+	// default 10m).
+	ReportCooldown time.Duration
 }
 
 // Load reads the environment through getenv (os.Getenv in main) and checks
@@ -82,6 +97,7 @@ func Load(getenv func(string) string, required ...string) (Config, error) {
 		SignatureTolerance:   5 * time.Minute,
 		ReconcileAfter:       15 * time.Minute,
 		ReportURLTTL:         5 * time.Minute,
+		ReportCooldown:       DefaultReportCooldown,
 	}
 	if c.KlaviBaseURL == "" {
 		c.KlaviBaseURL = DefaultKlaviBaseURL
@@ -125,6 +141,18 @@ func Load(getenv func(string) string, required ...string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s must be more than 0 and at most %s", EnvReportURLTTL, MaxReportURLTTL))
 	} else if ok {
 		c.ReportURLTTL = d
+	}
+	if p, err := access.NewPolicy(getenv(EnvJWTOwnerClaim), getenv(EnvJWTAdminScope)); err != nil {
+		errs = append(errs, fmt.Errorf("%s/%s: %w", EnvJWTOwnerClaim, EnvJWTAdminScope, err))
+	} else {
+		c.Access = p
+	}
+	if d, ok, err := duration(getenv(EnvReportCooldown)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvReportCooldown, err))
+	} else if ok && d <= 0 {
+		errs = append(errs, fmt.Errorf("%s must be positive", EnvReportCooldown))
+	} else if ok {
+		c.ReportCooldown = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)

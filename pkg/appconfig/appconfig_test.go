@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openfinance-br/klavi-link-lambda/pkg/access"
 )
 
 func env(m map[string]string) func(string) string {
@@ -31,6 +33,36 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.SourceIPs.Enabled() {
 		t.Errorf("source allow list enabled without KLAVI_SOURCE_IPS")
+	}
+	if c.ReportCooldown != 10*time.Minute {
+		t.Errorf("ReportCooldown = %v, want 10m", c.ReportCooldown)
+	}
+	// The zero policy is the defaults: sub and klavi-link/admin.
+	if c.Access != (access.Policy{}) {
+		t.Errorf("Access = %+v, want the zero (default) policy", c.Access)
+	}
+}
+
+func TestLoadAccess(t *testing.T) {
+	c, err := Load(env(map[string]string{EnvJWTOwnerClaim: "client_id", EnvJWTAdminScope: "ops/admin", EnvReportCooldown: "90s"}))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if want := (access.Policy{OwnerClaim: "client_id", AdminScope: "ops/admin"}); c.Access != want {
+		t.Errorf("Access = %+v, want %+v", c.Access, want)
+	}
+	if c.ReportCooldown != 90*time.Second {
+		t.Errorf("ReportCooldown = %v, want 90s", c.ReportCooldown)
+	}
+	for name, m := range map[string]map[string]string{
+		"owner claim email":       {EnvJWTOwnerClaim: "email"},
+		"admin scope spaces":      {EnvJWTAdminScope: "a b"},
+		"cooldown not a duration": {EnvReportCooldown: "ten minutes"},
+		"cooldown zero":           {EnvReportCooldown: "0s"},
+	} {
+		if _, err := Load(env(m)); err == nil {
+			t.Errorf("%s: Load succeeded, want an error", name)
+		}
 	}
 }
 

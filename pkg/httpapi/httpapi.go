@@ -177,25 +177,6 @@ func (a Allowlist) Allows(req Request) bool {
 	return false
 }
 
-// Caller identifies who made the request, as the route's authorizer
-// established it: the JWT authorizer's "sub" claim, else the IAM
-// authorizer's user ARN, else "" (no authorizer, as on the local
-// development server). Handlers compare it with the owner stored on a
-// resource.
-func Caller(req Request) string {
-	a := req.RequestContext.Authorizer
-	switch {
-	case a == nil:
-		return ""
-	case a.JWT != nil && a.JWT.Claims["sub"] != "":
-		return a.JWT.Claims["sub"]
-	case a.IAM != nil:
-		return a.IAM.UserARN
-	default:
-		return ""
-	}
-}
-
 // ReportWebhookPath is the report webhook's route on the HTTP API.
 const ReportWebhookPath = "/webhooks/klavi/reports"
 

@@ -127,49 +127,6 @@ func TestAllowlist(t *testing.T) {
 	}
 }
 
-func TestCaller(t *testing.T) {
-	jwt := func(claims map[string]string) *events.APIGatewayV2HTTPRequestContextAuthorizerDescription {
-		return &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: claims},
-		}
-	}
-	iam := &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: "arn:aws:iam::123456789012:user/backend"}
-	tests := []struct {
-		name       string
-		authorizer *events.APIGatewayV2HTTPRequestContextAuthorizerDescription
-		want       string
-	}{
-		{name: "no authorizer", want: ""},
-		{name: "jwt sub", authorizer: jwt(map[string]string{"sub": "user-123", "iss": "https://auth.example.com/"}), want: "user-123"},
-		{name: "jwt without sub", authorizer: jwt(map[string]string{"iss": "https://auth.example.com/"}), want: ""},
-		{name: "iam user", authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{IAM: iam}, want: "arn:aws:iam::123456789012:user/backend"},
-		{name: "jwt sub before iam", authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": "user-123"}}, IAM: iam,
-		}, want: "user-123"},
-		{name: "lambda authorizer only", authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: map[string]any{"sub": "x"}}, want: ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var req Request
-			req.RequestContext.Authorizer = tc.authorizer
-			if got := Caller(req); got != tc.want {
-				t.Errorf("Caller() = %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestCallerFromEventJSON(t *testing.T) {
-	raw := `{"requestContext":{"authorizer":{"iam":{"userArn":"arn:aws:iam::1:user/u"}}}}`
-	var req Request
-	if err := json.Unmarshal([]byte(raw), &req); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	if got, want := Caller(req), "arn:aws:iam::1:user/u"; got != want {
-		t.Errorf("Caller() = %q, want %q", got, want)
-	}
-}
-
 func TestReportWebhookURL(t *testing.T) {
 	withContext := func(domain, stage string) Request {
 		return Request{RequestContext: events.APIGatewayV2HTTPRequestContext{DomainName: domain, Stage: stage}}

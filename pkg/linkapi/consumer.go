@@ -52,29 +52,9 @@ type Revoker interface {
 	Delete(ctx context.Context, link *linkstore.Link) (string, error)
 }
 
-// access reads the link for the caller of a /links/{linkId} route: ok is
-// false and deny the answer when the id is invalid or unknown, the store
-// failed, or the link has an owner other than the caller (404, as for an
-// unknown id, so that ids of other callers' links cannot be probed).
-func (h *Handler) access(ctx context.Context, req httpapi.Request, linkID string) (link *linkstore.Link, deny httpapi.Response, ok bool) {
-	if !linkstore.ValidLinkID(linkID) {
-		return nil, linkNotFound(), false
-	}
-	link, err := h.store.GetLink(ctx, linkID)
-	if errors.Is(err, linkstore.ErrNotFound) {
-		return nil, linkNotFound(), false
-	}
-	if err != nil {
-		h.log.ErrorContext(ctx, "read link", "routeKey", req.RouteKey, "linkId", linkID, "error", err)
-		return nil, httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again."), false
-	}
-	if link.Owner != "" && link.Owner != httpapi.Caller(req) {
-		h.log.WarnContext(ctx, "link access denied: not the owner", "routeKey", req.RouteKey, "linkId", linkID, "error_code", "not_owner")
-		return nil, linkNotFound(), false
-	}
-	return link, httpapi.Response{}, true
-}
-
+// purgedLink is the answer of a route that acts on a link's data (its
+// reports, its consents) once the link was purged: the id is right, the
+// data is gone for good.
 func purgedLink() httpapi.Response {
 	return httpapi.Error(http.StatusGone, "link_deleted", "This link's data was deleted.")
 }

@@ -12,16 +12,18 @@
 // and the report service) so the Lambda function, the local development
 // server and the tests all run the same code.
 //
-// # Ownership
+// # Who may see a link
 //
-// POST /links stores the caller's identity as the link's owner
-// (httpapi.Caller: the JWT's sub claim, else the IAM user ARN). GET
-// /links/{linkId} and POST /links/{linkId}/reports answer a link owned by
-// someone else exactly as an unknown id: 404 link_not_found. A link without an owner is readable by any
-// caller the API's authorizer let through: those are links first seen in a
-// Klavi event (the event webhook may create a link before, or instead of,
-// POST /links) and links created without an authorizer, as on the local
-// development server.
+// Every route first identifies its caller (package access, the one home of
+// the rule): a request with no usable identity gets 401 unauthenticated and
+// no link is read for it. POST /links stores the caller's identity as the
+// link's owner. Every route on /links/{linkId} reads the link through
+// Handler.access, which answers a link the caller may not see exactly as an
+// unknown id: 404 link_not_found. Owners see their links; the back office
+// (IAM callers, JWT callers with the admin scope) sees every link,
+// including links first seen in a Klavi event, which have no owner. A
+// purged link keeps its owner: GET shows it DELETED_BY_USER or DELETED,
+// and its report routes answer 410 link_deleted.
 //
 // # Manual report requests
 //
@@ -52,6 +54,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/access"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -87,9 +90,11 @@ type Config struct {
 	// Revocation revokes and deletes links; nil: no POST
 	// /links/{linkId}/revoke and no DELETE /links/{linkId}.
 	Revocation Revoker
-	Logger     *slog.Logger
-	Metrics    *metrics.Recorder
-	Now        func() time.Time
+	// Access identifies callers (JWT_OWNER_CLAIM, JWT_ADMIN_SCOPE).
+	Access  access.Policy
+	Logger  *slog.Logger
+	Metrics *metrics.Recorder
+	Now     func() time.Time
 }
 
 // Handler answers the link routes.
@@ -143,7 +148,7 @@ func (h *Handler) Handle(ctx context.Context, req httpapi.Request) (httpapi.Resp
 	case path == routeLinks && method == http.MethodPost:
 		return h.create(ctx, req), nil
 	case path == routeLink && method == http.MethodGet:
-		return h.get(ctx, id, httpapi.Caller(req)), nil
+		return h.get(ctx, req, id), nil
 	case path == routeReports && h.reports != nil && method == http.MethodPost:
 		return h.requestReports(ctx, req, id), nil
 	case path == routeReport && h.cfg.Downloads != nil && method == http.MethodGet:
@@ -198,6 +203,10 @@ func route(req httpapi.Request) (method, path, linkID string) {
 }
 
 func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Response {
+	caller, deny, ok := h.caller(ctx, req)
+	if !ok {
+		return deny
+	}
 	if !httpapi.IsJSON(req) {
 		return httpapi.Error(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the body as application/json.")
 	}
@@ -257,7 +266,7 @@ func (h *Handler) create(ctx context.Context, req httpapi.Request) httpapi.Respo
 		ReportWebhookURL: webhookURL,
 		ExternalInfo:     v.externalInfo,
 		Origin:           "api",
-		Owner:            httpapi.Caller(req),
+		Owner:            caller.ID,
 		ExpiresAt:        now.Add(lifetime),
 		CreatedAt:        now,
 		UpdatedAt:        now,
@@ -327,27 +336,59 @@ func (h *Handler) reportWebhookURL(req httpapi.Request) string {
 	return httpapi.ReportWebhookURL(req)
 }
 
-// get answers GET /links/{linkId} for caller; see the package doc for who
-// may read a link.
-func (h *Handler) get(ctx context.Context, id, caller string) httpapi.Response {
-	if !linkstore.ValidLinkID(id) {
-		return linkNotFound()
-	}
-	link, err := h.store.GetLink(ctx, id)
-	if errors.Is(err, linkstore.ErrNotFound) {
-		return linkNotFound()
-	}
-	if err != nil {
-		h.log.ErrorContext(ctx, "get link: store", "linkId", id, "error", err)
-		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
-	}
-	if link.Owner != "" && link.Owner != caller {
-		// The answer for an unknown id, so that ids of other callers'
-		// links cannot be told apart from wrong ones.
-		h.log.WarnContext(ctx, "get link: caller is not the owner", "linkId", id, "error_code", "not_owner")
-		return linkNotFound()
+// get answers GET /links/{linkId}. A purged link is shown to whoever may
+// see it, with its deleted status and no data.
+func (h *Handler) get(ctx context.Context, req httpapi.Request, id string) httpapi.Response {
+	link, deny, ok := h.access(ctx, req, id)
+	if !ok {
+		return deny
 	}
 	return httpapi.JSON(http.StatusOK, NewView(link, h.now()))
+}
+
+// caller identifies the request's caller. When it cannot, ok is false and
+// deny is the answer: 401 unauthenticated.
+func (h *Handler) caller(ctx context.Context, req httpapi.Request) (c access.Caller, deny httpapi.Response, ok bool) {
+	c, err := h.cfg.Access.Identify(req)
+	if err != nil {
+		h.log.WarnContext(ctx, "request without a usable identity", "routeKey", req.RouteKey, "error", err)
+		h.metric.Count("AccessDenied", 1, "Reason", "no_identity")
+		return access.Caller{}, httpapi.Error(http.StatusUnauthorized, "unauthenticated", "The request carries no identity this API accepts."), false
+	}
+	return c, httpapi.Response{}, true
+}
+
+// access is the ownership check of every /links/{linkId} route: it
+// identifies the caller, reads the link and decides whether the caller may
+// see it (package access). When it may, ok is true and link is the link,
+// purged or not: each route decides what a purged link means for it. When
+// it may not, deny is the answer: 401 unauthenticated for a request
+// without identity (before any read), 404 link_not_found for an invalid or
+// unknown id and for another caller's link alike, so that ids cannot be
+// probed, 503 storage_unavailable when the store failed.
+func (h *Handler) access(ctx context.Context, req httpapi.Request, linkID string) (link *linkstore.Link, deny httpapi.Response, ok bool) {
+	caller, deny, ok := h.caller(ctx, req)
+	if !ok {
+		return nil, deny, false
+	}
+	if !linkstore.ValidLinkID(linkID) {
+		return nil, linkNotFound(), false
+	}
+	link, err := h.store.GetLink(ctx, linkID)
+	if errors.Is(err, linkstore.ErrNotFound) {
+		return nil, linkNotFound(), false
+	}
+	if err != nil {
+		h.log.ErrorContext(ctx, "read link", "routeKey", req.RouteKey, "linkId", linkID, "error", err)
+		return nil, httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again."), false
+	}
+	if !caller.MaySee(link.Owner) {
+		// The caller's identity is not logged: it may be a person's id.
+		h.log.WarnContext(ctx, "link access denied: not the owner", "routeKey", req.RouteKey, "linkId", linkID, "error_code", "not_owner")
+		h.metric.Count("AccessDenied", 1, "Reason", "not_owner")
+		return nil, linkNotFound(), false
+	}
+	return link, httpapi.Response{}, true
 }
 
 func linkNotFound() httpapi.Response {

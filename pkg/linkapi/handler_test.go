@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/access"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -445,35 +446,27 @@ func TestLoopbackRedirectOnlyWhenAllowed(t *testing.T) {
 	}
 }
 
-// as returns req made by the caller sub through the JWT authorizer, or
-// with no authorizer at all when sub is "".
-func as(req httpapi.Request, sub string) httpapi.Request {
-	req.RequestContext.Authorizer = nil
-	if sub != "" {
-		req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
-		}
-	}
-	return req
-}
-
 func TestCreateStoresOwner(t *testing.T) {
 	tests := []struct {
 		name      string
-		creator   string // "" keeps the fixture's authorizer
-		noAuth    bool
+		policy    access.Policy
+		auth      *events.APIGatewayV2HTTPRequestContextAuthorizerDescription // nil keeps the fixture's
 		wantOwner string
 	}{
 		{name: "fixture's jwt sub", wantOwner: "user-123"},
-		{name: "other jwt sub", creator: "user-a", wantOwner: "user-a"},
-		{name: "no authorizer (local run)", noAuth: true, wantOwner: ""},
+		{name: "other jwt sub", auth: jwtAuth(map[string]string{"sub": "user-a"}), wantOwner: "user-a"},
+		{name: "client_id claim", policy: access.Policy{OwnerClaim: "client_id"},
+			auth: jwtAuth(map[string]string{"sub": "user-a", "client_id": "machine-9"}), wantOwner: "machine-9"},
+		{name: "iam session stores its role", auth: iamAuth("arn:aws:sts::123456789012:assumed-role/backend/job-42"),
+			wantOwner: "arn:aws:iam::123456789012:role/backend"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
+			e.h.cfg.Access = tc.policy
 			req := loadEvent(t, "create-link-post.json")
-			if tc.creator != "" || tc.noAuth {
-				req = as(req, tc.creator)
+			if tc.auth != nil {
+				req.RequestContext.Authorizer = tc.auth
 			}
 			if resp, _ := e.do(t, req); resp.StatusCode != http.StatusCreated {
 				t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
@@ -489,38 +482,79 @@ func TestCreateStoresOwner(t *testing.T) {
 	}
 }
 
+// A request without a usable identity creates nothing: no Klavi call, no
+// stored link with an empty owner another such caller would match.
+func TestCreateWithoutIdentity(t *testing.T) {
+	tests := map[string]*events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		"no authorizer":      nil,
+		"jwt without sub":    jwtAuth(map[string]string{"iss": "https://auth.example.com/", "client_id": "app"}),
+		"jwt with empty sub": jwtAuth(map[string]string{"sub": ""}),
+		"iam without an arn": iamAuth(""),
+		"lambda authorizer":  {Lambda: map[string]any{"sub": "user-1"}},
+	}
+	for name, auth := range tests {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			req := loadEvent(t, "create-link-post.json")
+			req.RequestContext.Authorizer = auth
+			resp, body := e.do(t, req)
+			if resp.StatusCode != http.StatusUnauthorized || code(body) != "unauthenticated" {
+				t.Fatalf("create = %d %s, want 401 unauthenticated", resp.StatusCode, resp.Body)
+			}
+			if len(e.k.got) != 0 {
+				t.Errorf("klavi calls = %d, want 0", len(e.k.got))
+			}
+			if _, err := e.store.GetLink(t.Context(), "link-1"); !errors.Is(err, linkstore.ErrNotFound) {
+				t.Errorf("stored link: err = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
 func TestGetOnlyByOwner(t *testing.T) {
+	admin := jwtAuth(map[string]string{"sub": "ops-1", "scp": "[klavi-link/admin]"})
 	tests := []struct {
 		name       string
-		creator    string // "" creates without an authorizer
-		reader     string // "" reads without an authorizer
+		creator    *events.APIGatewayV2HTTPRequestContextAuthorizerDescription
+		reader     *events.APIGatewayV2HTTPRequestContextAuthorizerDescription
 		wantStatus int
+		wantCode   string
 	}{
-		{name: "owner reads", creator: "user-a", reader: "user-a", wantStatus: http.StatusOK},
-		{name: "another caller gets 404", creator: "user-a", reader: "user-b", wantStatus: http.StatusNotFound},
-		{name: "no authorizer gets 404 for an owned link", creator: "user-a", reader: "", wantStatus: http.StatusNotFound},
-		{name: "link without owner: any caller reads", creator: "", reader: "user-b", wantStatus: http.StatusOK},
-		{name: "link without owner: no authorizer reads", creator: "", reader: "", wantStatus: http.StatusOK},
+		{name: "owner reads", creator: jwtAuth(sub("user-a")), reader: jwtAuth(sub("user-a")), wantStatus: http.StatusOK},
+		{name: "another caller gets 404", creator: jwtAuth(sub("user-a")), reader: jwtAuth(sub("user-b")), wantStatus: http.StatusNotFound, wantCode: "link_not_found"},
+		{name: "no authorizer gets 401", creator: jwtAuth(sub("user-a")), reader: nil, wantStatus: http.StatusUnauthorized, wantCode: "unauthenticated"},
+		{name: "jwt without sub gets 401", creator: jwtAuth(sub("user-a")), reader: jwtAuth(map[string]string{"azp": "x"}), wantStatus: http.StatusUnauthorized, wantCode: "unauthenticated"},
+		{name: "admin scope reads another's link", creator: jwtAuth(sub("user-a")), reader: admin, wantStatus: http.StatusOK},
+		{name: "iam reads another's link", creator: jwtAuth(sub("user-a")), reader: iamAuth("arn:aws:iam::123456789012:user/ops"), wantStatus: http.StatusOK},
+		{name: "another session of the owner role reads", creator: iamAuth("arn:aws:sts::123456789012:assumed-role/backend/a"),
+			reader: iamAuth("arn:aws:sts::123456789012:assumed-role/backend/b"), wantStatus: http.StatusOK},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			if resp, _ := e.do(t, as(loadEvent(t, "create-link-post.json"), tc.creator)); resp.StatusCode != http.StatusCreated {
+			create := loadEvent(t, "create-link-post.json")
+			create.RequestContext.Authorizer = tc.creator
+			if resp, _ := e.do(t, create); resp.StatusCode != http.StatusCreated {
 				t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
 			}
-			get := as(loadEvent(t, "create-link-get.json"), tc.reader)
+			get := loadEvent(t, "create-link-get.json")
+			get.RequestContext.Authorizer = tc.reader
 			get.PathParameters["linkId"] = "link-1"
 			resp, body := e.do(t, get)
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("GET = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
 			}
+			if tc.wantCode != "" && code(body) != tc.wantCode {
+				t.Errorf("error code = %q, want %s", code(body), tc.wantCode)
+			}
 			if tc.wantStatus == http.StatusNotFound {
 				// The same answer as for an unknown id: nothing tells the
 				// caller that the link exists.
-				unknown := as(loadEvent(t, "create-link-get.json"), tc.reader)
+				unknown := loadEvent(t, "create-link-get.json")
+				unknown.RequestContext.Authorizer = tc.reader
 				unknown.PathParameters["linkId"] = "no-such-link"
 				want, _ := e.h.Handle(t.Context(), unknown)
-				if code(body) != "link_not_found" || resp.Body != want.Body {
+				if resp.Body != want.Body {
 					t.Errorf("404 body = %s, want the unknown-link answer %s", resp.Body, want.Body)
 				}
 			}
@@ -528,21 +562,88 @@ func TestGetOnlyByOwner(t *testing.T) {
 	}
 }
 
-// A link first seen in an event has no owner: any authenticated caller
-// may read it.
-func TestGetLinkFromEventByAnyCaller(t *testing.T) {
+// A caller without identity gets 401 for an unknown id too: no answer
+// tells it which ids exist.
+func TestGetUnknownWithoutIdentity(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.store.ApplyEvent(t.Context(), linkstore.EventChange{
-		EventID: "e1", EventName: "consent_authorised", EventTime: now, LinkID: "link-ev",
-		ConsentID: "c1", ConsentStatus: klavi.ConsentAuthorised,
-	})
-	if err != nil {
-		t.Fatalf("apply event: %v", err)
+	get := loadEvent(t, "create-link-get.json")
+	get.RequestContext.Authorizer = nil
+	get.PathParameters["linkId"] = "no-such-link"
+	if resp, body := e.do(t, get); resp.StatusCode != http.StatusUnauthorized || code(body) != "unauthenticated" {
+		t.Errorf("GET = %d %s, want 401 unauthenticated", resp.StatusCode, resp.Body)
 	}
-	get := as(loadEvent(t, "create-link-get.json"), "user-b")
-	get.PathParameters["linkId"] = "link-ev"
-	if resp, _ := e.do(t, get); resp.StatusCode != http.StatusOK {
-		t.Errorf("GET = %d %s, want 200", resp.StatusCode, resp.Body)
+}
+
+// A link first seen in an event has no owner: only the back office reads
+// it.
+func TestGetLinkFromEvent(t *testing.T) {
+	tests := []struct {
+		name       string
+		policy     access.Policy
+		reader     *events.APIGatewayV2HTTPRequestContextAuthorizerDescription
+		wantStatus int
+	}{
+		{name: "ordinary caller", reader: jwtAuth(sub("user-b")), wantStatus: http.StatusNotFound},
+		{name: "admin scope", reader: jwtAuth(map[string]string{"sub": "ops", "scope": "klavi-link/admin"}), wantStatus: http.StatusOK},
+		{name: "configured admin scope", policy: access.Policy{AdminScope: "backoffice"},
+			reader: jwtAuth(map[string]string{"sub": "ops", "scope": "backoffice"}), wantStatus: http.StatusOK},
+		{name: "default scope when another is configured", policy: access.Policy{AdminScope: "backoffice"},
+			reader: jwtAuth(map[string]string{"sub": "ops", "scope": "klavi-link/admin"}), wantStatus: http.StatusNotFound},
+		{name: "iam", reader: iamAuth("arn:aws:sts::123456789012:assumed-role/ops/x"), wantStatus: http.StatusOK},
+		{name: "no identity", reader: nil, wantStatus: http.StatusUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.h.cfg.Access = tc.policy
+			_, err := e.store.ApplyEvent(t.Context(), linkstore.EventChange{
+				EventID: "e1", EventName: "consent_authorised", EventTime: now, LinkID: "link-ev",
+				ConsentID: "c1", ConsentStatus: klavi.ConsentAuthorised,
+			})
+			if err != nil {
+				t.Fatalf("apply event: %v", err)
+			}
+			get := loadEvent(t, "create-link-get.json")
+			get.RequestContext.Authorizer = tc.reader
+			get.PathParameters["linkId"] = "link-ev"
+			if resp, _ := e.do(t, get); resp.StatusCode != tc.wantStatus {
+				t.Errorf("GET = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
+			}
+		})
+	}
+}
+
+// A purged link keeps its owner, who reads its deleted status; another
+// caller still gets 404.
+func TestGetPurgedLink(t *testing.T) {
+	e := newEnv(t)
+	if resp, _ := e.do(t, loadEvent(t, "create-link-post.json")); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
+	}
+	if _, err := e.store.Purge(t.Context(), "link-1", now); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	get := loadEvent(t, "create-link-get.json")
+	get.PathParameters["linkId"] = "link-1"
+	resp, body := e.do(t, get)
+	if resp.StatusCode != http.StatusOK || body["status"] != linkstore.StatusDeletedByUser {
+		t.Errorf("owner's GET = %d %s, want 200 with status %s", resp.StatusCode, resp.Body, linkstore.StatusDeletedByUser)
+	}
+	get.RequestContext.Authorizer = jwtAuth(sub("user-b"))
+	if resp, _ := e.do(t, get); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("other caller's GET = %d %s, want 404", resp.StatusCode, resp.Body)
+	}
+}
+
+func jwtAuth(claims map[string]string) *events.APIGatewayV2HTTPRequestContextAuthorizerDescription {
+	return &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: claims},
+	}
+}
+
+func iamAuth(arn string) *events.APIGatewayV2HTTPRequestContextAuthorizerDescription {
+	return &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: arn, AccountID: "123456789012"},
 	}
 }
 

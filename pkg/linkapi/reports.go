@@ -62,12 +62,18 @@ type acceptedResponse struct {
 // requestReports serves POST /links/{linkId}/reports for caller: one
 // report request per AUTHORISED consent of the link, with the products of
 // the body or the configured ones (reports.Service.RequestForLink). It
-// answers 202 with the requests made, and 404 link_not_found, as for an
-// unknown id, when the link has an owner other than the caller; see the
-// package documentation for the rest.
+// answers 202 with the requests made; Handler.access decides who may ask
+// (requests are billed); see the package documentation for the rest.
 func (h *Handler) requestReports(ctx context.Context, req httpapi.Request, linkID string) httpapi.Response {
-	if !linkstore.ValidLinkID(linkID) {
-		return linkNotFound()
+	link, deny, ok := h.access(ctx, req, linkID)
+	if !ok {
+		if deny.StatusCode == http.StatusNotFound {
+			h.metric.Count("ManualRequestsRejected", 1, "Reason", "not_found")
+		}
+		return deny
+	}
+	if !link.PurgedAt.IsZero() {
+		return purgedLink()
 	}
 	products, rej := decodeReportsBody(req)
 	if rej != nil {
@@ -75,28 +81,12 @@ func (h *Handler) requestReports(ctx context.Context, req httpapi.Request, linkI
 		return httpapi.Error(rej.status, rej.code, rej.message)
 	}
 
-	link, err := h.store.GetLink(ctx, linkID)
-	if errors.Is(err, linkstore.ErrNotFound) {
-		return linkNotFound()
-	}
-	if err != nil {
-		h.log.ErrorContext(ctx, "manual report request: read link", "linkId", linkID, "error", err)
-		return httpapi.Error(http.StatusServiceUnavailable, "storage_unavailable", "The link could not be read. Try again.")
-	}
-	if link.Owner != "" && link.Owner != httpapi.Caller(req) {
-		// Requests are billed: only the caller who created the link may
-		// make them. Others get the answer for an unknown id.
-		h.log.WarnContext(ctx, "manual report request: caller is not the owner", "linkId", linkID, "error_code", "not_owner")
-		h.metric.Count("ManualRequestsRejected", 1, "Reason", "not_owner")
-		return linkNotFound()
-	}
-
 	made, err := h.reports.RequestForLink(ctx, link, products, h.reportWebhookURL(req))
 	switch {
 	case errors.Is(err, reports.ErrLinkPurged):
 		// The link exists as a tombstone; 410 tells the caller it will
 		// never have reports again, where 404 would suggest a wrong id.
-		return httpapi.Error(http.StatusGone, "link_deleted", "The user deleted this link's data; no reports can be requested.")
+		return purgedLink()
 	case errors.Is(err, reports.ErrNoAuthorisedConsent):
 		return httpapi.Error(http.StatusConflict, "no_authorised_consent", "No consent of this link is AUTHORISED.")
 	case errors.Is(err, reports.ErrUnknownTaxIDType):

@@ -25,6 +25,7 @@ import (
 // Ids used by the events/report-request-*.json fixtures.
 const (
 	fixtureLinkID    = "4437b139-8a16-11ee-b636-487b6bad036a"
+	fixtureOwner     = "user-123" // the sub claim of the events/ fixtures
 	fixtureConsentID = "9b1f6c2e-8a16-11ee-a1c3-0242ac120002"
 )
 
@@ -105,6 +106,7 @@ func personalLink(id string) linkstore.Link {
 		TaxID:            testCPF,
 		ReportWebhookURL: testWebhookURL,
 		ExternalInfo:     json.RawMessage(`{"customerRef":"cus_42"}`),
+		Owner:            fixtureOwner,
 		CreatedAt:        testStart.Add(-time.Hour),
 		ExpiresAt:        testStart.Add(-30 * time.Minute),
 	}

@@ -473,30 +473,50 @@ func TestReportsBusinessLink(t *testing.T) {
 
 // asCaller returns req made by sub through the JWT authorizer, or with no
 // authorizer at all when sub is "".
-func asCaller(req httpapi.Request, sub string) httpapi.Request {
+// asCaller sets the request's caller: a JWT with the given claims, or
+// none when claims is nil.
+func asCaller(req httpapi.Request, claims map[string]string) httpapi.Request {
 	req.RequestContext.Authorizer = nil
-	if sub != "" {
+	if claims != nil {
 		req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
-			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: map[string]string{"sub": sub}},
+			JWT: &events.APIGatewayV2HTTPRequestContextAuthorizerJWTDescription{Claims: claims},
 		}
 	}
 	return req
 }
 
-// Reports of a link are requested (and billed) only for its owner; any
-// other caller gets the answer for an unknown link and Klavi is not asked.
+// asIAM sets an IAM caller.
+func asIAM(req httpapi.Request, arn string) httpapi.Request {
+	req.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{
+		IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{UserARN: arn},
+	}
+	return req
+}
+
+func sub(s string) map[string]string { return map[string]string{"sub": s} }
+
+// Reports of a link are requested (and billed) only for its owner and the
+// back office; any other caller gets the answer for an unknown link, a
+// caller without identity 401, and Klavi is not asked.
 func TestReportsOwnership(t *testing.T) {
+	admin := map[string]string{"sub": "ops-1", "scope": "openid klavi-link/admin"}
 	tests := []struct {
 		name       string
 		owner      string
-		caller     string
+		jwt        map[string]string
+		iam        string
 		wantStatus int
 	}{
-		{name: "owner", owner: "user-a", caller: "user-a", wantStatus: http.StatusAccepted},
-		{name: "another caller", owner: "user-a", caller: "user-b", wantStatus: http.StatusNotFound},
-		{name: "no authorizer, owned link", owner: "user-a", caller: "", wantStatus: http.StatusNotFound},
-		{name: "link without owner, any caller", owner: "", caller: "user-b", wantStatus: http.StatusAccepted},
-		{name: "link without owner, no authorizer", owner: "", caller: "", wantStatus: http.StatusAccepted},
+		{name: "owner", owner: "user-a", jwt: sub("user-a"), wantStatus: http.StatusAccepted},
+		{name: "another caller", owner: "user-a", jwt: sub("user-b"), wantStatus: http.StatusNotFound},
+		{name: "no authorizer, owned link", owner: "user-a", wantStatus: http.StatusUnauthorized},
+		{name: "jwt without sub, owned link", owner: "user-a", jwt: map[string]string{"client_id": "x"}, wantStatus: http.StatusUnauthorized},
+		{name: "link without owner, ordinary caller", owner: "", jwt: sub("user-b"), wantStatus: http.StatusNotFound},
+		{name: "link without owner, no authorizer", owner: "", wantStatus: http.StatusUnauthorized},
+		{name: "link without owner, jwt without sub", owner: "", jwt: map[string]string{"iss": "x"}, wantStatus: http.StatusUnauthorized},
+		{name: "link without owner, admin scope", owner: "", jwt: admin, wantStatus: http.StatusAccepted},
+		{name: "another caller's link, admin scope", owner: "user-a", jwt: admin, wantStatus: http.StatusAccepted},
+		{name: "link without owner, iam", owner: "", iam: "arn:aws:sts::123456789012:assumed-role/backoffice/s1", wantStatus: http.StatusAccepted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -504,15 +524,20 @@ func TestReportsOwnership(t *testing.T) {
 			l := personalLink(fixtureLinkID)
 			l.Owner = tc.owner
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "create-link-reports.json"), tc.caller))
+			req := asCaller(loadHTTP(t, "create-link-reports.json"), tc.jwt)
+			if tc.iam != "" {
+				req = asIAM(req, tc.iam)
+			}
+			resp, err := e.h.Handle(t.Context(), req)
 			if err != nil || resp.StatusCode != tc.wantStatus {
 				t.Fatalf("Handle = %d %s, %v; want %d", resp.StatusCode, resp.Body, err, tc.wantStatus)
 			}
 			wantCalls := 1
-			if tc.wantStatus == http.StatusNotFound {
+			if tc.wantStatus != http.StatusAccepted {
 				wantCalls = 0
-				if got := errorCode(t, resp); got != "link_not_found" {
-					t.Errorf("error code = %q, want link_not_found", got)
+				wantCode := map[int]string{http.StatusNotFound: "link_not_found", http.StatusUnauthorized: "unauthenticated"}[tc.wantStatus]
+				if got := errorCode(t, resp); got != wantCode {
+					t.Errorf("error code = %q, want %s", got, wantCode)
 				}
 				if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 0 {
 					t.Errorf("recorded requests = %d, want 0", n)
@@ -520,6 +545,35 @@ func TestReportsOwnership(t *testing.T) {
 			}
 			if n := len(e.klavi.Calls()); n != wantCalls {
 				t.Errorf("klavi calls = %d, want %d", n, wantCalls)
+			}
+		})
+	}
+}
+
+// A purged link keeps its owner: the owner gets 410 link_deleted on the
+// report route, anyone else the unknown-link answer.
+func TestReportsPurgedLinkByOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		caller     map[string]string
+		wantStatus int
+		wantCode   string
+	}{
+		{name: "owner", caller: sub(fixtureOwner), wantStatus: http.StatusGone, wantCode: "link_deleted"},
+		{name: "another caller", caller: sub("user-b"), wantStatus: http.StatusNotFound, wantCode: "link_not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newReportsEnv(t, nil)
+			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+			if _, err := e.store.MemoryStore.Purge(t.Context(), fixtureLinkID, testStart); err != nil {
+				t.Fatalf("purge: %v", err)
+			}
+			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "create-link-reports.json"), tc.caller))
+			if err != nil || resp.StatusCode != tc.wantStatus || errorCode(t, resp) != tc.wantCode {
+				t.Fatalf("Handle = %d %s, %v; want %d %s", resp.StatusCode, resp.Body, err, tc.wantStatus, tc.wantCode)
+			}
+			if n := len(e.klavi.Calls()); n != 0 {
+				t.Errorf("klavi calls = %d, want 0", n)
 			}
 		})
 	}
