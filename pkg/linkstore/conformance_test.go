@@ -33,6 +33,8 @@ type Store interface {
 	RecordRevoke(ctx context.Context, linkID, consentID string, at time.Time) error
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
+	ClaimManualRequest(ctx context.Context, linkID, consentID string, products []string, cooldown time.Duration, now time.Time) error
+	ReleaseManualRequest(ctx context.Context, linkID, consentID string, products []string, until time.Time) error
 	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
 }
 
@@ -92,6 +94,9 @@ func runConformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ClaimRevoke", testClaimRevoke},
 		{"ClaimRevokeConcurrent", testClaimRevokeConcurrent},
 		{"RequestedDeletion", testRequestedDeletion},
+		{"ManualCooldown", testManualCooldown},
+		{"ManualCooldownConcurrent", testManualCooldownConcurrent},
+		{"ManualCooldownPurged", testManualCooldownPurged},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -786,4 +791,83 @@ func testRequestedDeletion(t *testing.T, s Store) {
 	if got := mustGet(t, s, "L").PurgeReason; got != linkstore.PurgeDeletedByRequest {
 		t.Errorf("PurgeReason after a second purge = %q", got)
 	}
+}
+
+// checkCooldown fails t unless err is a cool-down running until until.
+func checkCooldown(t *testing.T, what string, err error, until time.Time) {
+	t.Helper()
+	checkErr(t, what, err, linkstore.ErrCoolingDown)
+	var ce *linkstore.CooldownError
+	if !errors.As(err, &ce) || !ce.Until.Equal(ms(until)) {
+		t.Errorf("%s: cool-down until %v, want %v", what, ce, ms(until))
+	}
+}
+
+func testManualCooldown(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	before := mustGet(t, s, "L")
+	const cd = 10 * time.Minute
+	products := []string{"pf_checking_account", "pf_credit_card"}
+	checkErr(t, "first claim", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0), nil)
+	checkCooldown(t, "same request a minute later", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(time.Minute)), t0.Add(cd))
+	// The same set in another order, with a repeat, is the same request.
+	reordered := []string{"pf_credit_card", "pf_checking_account", "pf_credit_card"}
+	checkCooldown(t, "same products reordered", s.ClaimManualRequest(ctx, "L", "C", reordered, cd, t0.Add(time.Minute)), t0.Add(cd))
+	checkErr(t, "other products", s.ClaimManualRequest(ctx, "L", "C", []string{"pf_checking_account"}, cd, t0.Add(time.Minute)), nil)
+	checkErr(t, "other consent", s.ClaimManualRequest(ctx, "L", "C2", products, cd, t0.Add(time.Minute)), nil)
+	checkCooldown(t, "just before the end", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(cd-time.Millisecond)), t0.Add(cd))
+	checkErr(t, "at the end", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(cd)), nil)
+	checkCooldown(t, "after the second claim", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(cd+time.Second)), t0.Add(2*cd))
+
+	// Releasing another claim's end leaves the running one alone; releasing
+	// the running one frees the request at once.
+	checkErr(t, "release a stale claim", s.ReleaseManualRequest(ctx, "L", "C", products, t0.Add(cd)), nil)
+	checkCooldown(t, "after a stale release", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(cd+time.Second)), t0.Add(2*cd))
+	checkErr(t, "release", s.ReleaseManualRequest(ctx, "L", "C", products, t0.Add(2*cd)), nil)
+	checkErr(t, "claim after release", s.ClaimManualRequest(ctx, "L", "C", products, cd, t0.Add(cd+2*time.Second)), nil)
+	checkErr(t, "release of nothing", s.ReleaseManualRequest(ctx, "L", "C9", products, t0), nil)
+
+	// A claim is no part of the link.
+	if diff := cmp.Diff(before, mustGet(t, s, "L")); diff != "" {
+		t.Errorf("claims changed the link (-before +after):\n%s", diff)
+	}
+	checkErr(t, "claim for an unknown link", s.ClaimManualRequest(ctx, "X", "C", products, cd, t0), linkstore.ErrNotFound)
+	checkErr(t, "claim without consent", s.ClaimManualRequest(ctx, "L", "", products, cd, t0), linkstore.ErrEmptyID)
+}
+
+// Concurrent claims of the same request, as from several instances, get
+// exactly one success.
+func testManualCooldownConcurrent(t *testing.T, s Store) {
+	authorisedConsent(t, s)
+	const n = 10
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.ClaimManualRequest(t.Context(), "L", "C", []string{"all"}, 10*time.Minute, t0.Add(time.Duration(i)*time.Millisecond))
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		checkErr(t, "losing claim", err, linkstore.ErrCoolingDown)
+	}
+	if won != 1 {
+		t.Errorf("winning claims = %d, want 1", won)
+	}
+}
+
+// A purged link takes no claim, and purging removes the running ones.
+func testManualCooldownPurged(t *testing.T, s Store) {
+	ctx := t.Context()
+	authorisedConsent(t, s)
+	checkErr(t, "claim", s.ClaimManualRequest(ctx, "L", "C", []string{"all"}, time.Hour, t0), nil)
+	_, err := s.Purge(ctx, "L", t0.Add(time.Minute))
+	checkErr(t, "purge", err, nil)
+	checkErr(t, "claim after purge", s.ClaimManualRequest(ctx, "L", "C", []string{"all"}, time.Hour, t0.Add(2*time.Minute)), linkstore.ErrPurged)
 }

@@ -18,6 +18,7 @@ const (
 	consentPrefix = "CONSENT#"
 	requestPrefix = "REQUEST#"
 	reportPrefix  = "REPORT#"
+	manualPrefix  = "MANUAL#"
 	linkSK        = "#LINK"
 	eventSK       = "#EVENT"
 )
@@ -29,6 +30,7 @@ const (
 	ItemTypeRequest = "request"
 	ItemTypeReport  = "report"
 	ItemTypeEvent   = "event"
+	ItemTypeManual  = "manual" // a manual report request's cool-down
 )
 
 // Attribute names. Every expression refers to them through expression
@@ -76,6 +78,7 @@ const (
 	attrWork             = "work"
 	attrWorkConsentID    = "workConsentId"
 	attrWorkAt           = "workAt"
+	attrUntil            = "until"
 )
 
 type item = map[string]types.AttributeValue

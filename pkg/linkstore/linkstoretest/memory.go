@@ -132,6 +132,9 @@ type memLink struct {
 	reports  map[string]linkstore.Report
 	attn     linkstore.AttentionKind
 	attnDue  time.Time
+	// manual holds the manual requests' cool-downs: ManualRequestKey ->
+	// until.
+	manual map[string]time.Time
 }
 
 // NewMemory returns an empty MemoryStore.
@@ -149,6 +152,7 @@ func newMemLink(id string) *memLink {
 		consents: make(map[string]linkstore.Consent),
 		requests: make(map[string]linkstore.ReportRequest),
 		reports:  make(map[string]linkstore.Report),
+		manual:   make(map[string]time.Time),
 	}
 }
 
@@ -566,6 +570,39 @@ func (m *MemoryStore) CheckLink(_ context.Context, linkID string) error {
 		return fmt.Errorf("check link %s: %w", linkID, linkstore.ErrNotFound)
 	case !ml.link.PurgedAt.IsZero():
 		return fmt.Errorf("check link %s: %w", linkID, linkstore.ErrPurged)
+	}
+	return nil
+}
+
+// ClaimManualRequest claims the manual report request of the consent for
+// products until now+cooldown; see linkstore.DynamoStore.
+func (m *MemoryStore) ClaimManualRequest(_ context.Context, linkID, consentID string, products []string, cooldown time.Duration, now time.Time) error {
+	if linkID == "" || consentID == "" {
+		return fmt.Errorf("claim manual request for link %s: %w", linkID, linkstore.ErrEmptyID)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := linkstore.ManualRequestKey(consentID, products)
+	ml, err := m.writableLink(linkID)
+	if err != nil {
+		return fmt.Errorf("claim manual request %s of link %s: %w", key, linkID, err)
+	}
+	now = stored(now)
+	if until, ok := ml.manual[key]; ok && until.After(now) {
+		return fmt.Errorf("claim manual request %s of link %s: %w", key, linkID, &linkstore.CooldownError{Until: until})
+	}
+	ml.manual[key] = stored(now.Add(cooldown))
+	return nil
+}
+
+// ReleaseManualRequest ends the claim taken until until; see
+// linkstore.DynamoStore.
+func (m *MemoryStore) ReleaseManualRequest(_ context.Context, linkID, consentID string, products []string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := linkstore.ManualRequestKey(consentID, products)
+	if ml, ok := m.links[linkID]; ok && ml.manual[key].Equal(stored(until)) {
+		delete(ml.manual, key)
 	}
 	return nil
 }
