@@ -51,6 +51,7 @@ func main() {
 	svc := reports.New(kc, store, objects, reports.Config{
 		Products:         app.Config.ReportProducts,
 		ReportWebhookURL: app.Config.ReportWebhookURL,
+		ManualCooldown:   app.Config.ReportCooldown,
 		Logger:           app.Logger,
 		Metrics:          app.Metrics,
 	})

@@ -53,6 +53,8 @@ type linkStore interface {
 	ListAttention(ctx context.Context, kind linkstore.AttentionKind, before time.Time, limit int) ([]linkstore.Attention, error)
 	ClearAttention(ctx context.Context, linkID string, seenDue time.Time) error
 	MarkPending(ctx context.Context, linkID string, w linkstore.PendingWork) error
+	ClaimManualRequest(ctx context.Context, linkID, consentID string, products []string, cooldown time.Duration, now time.Time) error
+	ReleaseManualRequest(ctx context.Context, linkID, consentID string, products []string, until time.Time) error
 }
 
 // reportObjects is what the handlers and the dev routes need of the

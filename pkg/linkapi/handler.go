@@ -28,8 +28,8 @@
 // # Manual report requests
 //
 // POST /links/{linkId}/reports makes one request per AUTHORISED consent of
-// the link, with trigger "manual" (reports.Service.RequestForLink: not
-// deduplicated, the consents' automatic requests untouched). The optional
+// the link, with trigger "manual" (reports.Service.RequestForLink: bounded
+// by a cool-down, the consents' automatic requests untouched). The optional
 // body {"products":[...]} (at most 30 names matching ^[a-z0-9_]+$, or
 // "all" alone; repeats dropped) replaces the configured products.
 //
@@ -37,11 +37,18 @@
 // "products"}]}, plus "failures" (consentId, institutionCode, error) when
 // some consents failed and others did not; a request Klavi accepted is
 // listed even if recording it failed, since asking again would duplicate
-// it. 404 link_not_found, 410 link_deleted for a purged link (the id is
+// it. The same consent and products asked again within
+// REPORT_REQUEST_COOLDOWN (reports.Config.ManualCooldown) is not sent to
+// Klavi: that consent is listed in "failures" with 429
+// report_request_too_soon, or, when no request was made, the answer is 429
+// report_request_too_soon with Retry-After (seconds until the first
+// cool-down ends). 401 unauthenticated, 404 link_not_found,
+// 410 link_deleted for a purged link (the id is
 // right, the data is gone), 409 no_authorised_consent, 409 tax_id_unknown;
 // 400/413/415 for the body as for POST /links. When every request failed,
 // the answer is that of a temporary failure if there was one (503
-// klavi_busy or klavi_unavailable, 502 klavi_error), else of the first:
+// klavi_busy or klavi_unavailable, 429 report_request_too_soon, 502
+// klavi_error), else of the first:
 // 409 consent_not_authorised (Klavi 4001), 400 klavi_rejected_products
 // (4002, 4005), 502 klavi_error.
 package linkapi

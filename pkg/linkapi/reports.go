@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
@@ -49,6 +52,9 @@ type failureView struct {
 	InstitutionCode string              `json:"institutionCode"`
 	Error           httpapi.ErrorDetail `json:"error"`
 	status          int
+	// retryAt is when a request refused for its cool-down may be made
+	// again.
+	retryAt time.Time
 }
 
 // acceptedResponse is the 202 body.
@@ -108,38 +114,59 @@ func (h *Handler) requestReports(ctx context.Context, req httpapi.Request, linkI
 			continue
 		}
 		status, code, message := failureResponse(r.Err)
-		out.Failures = append(out.Failures, failureView{
+		f := failureView{
 			ConsentID: r.ConsentID, InstitutionCode: r.InstitutionCode,
 			Error: httpapi.ErrorDetail{Code: code, Message: message}, status: status,
-		})
+		}
+		if ce := (*linkstore.CooldownError)(nil); errors.As(r.Err, &ce) {
+			f.retryAt = ce.Until
+		}
+		out.Failures = append(out.Failures, f)
 	}
 	if len(out.Requests) == 0 {
 		f := worstFailure(out.Failures)
-		return httpapi.Error(f.status, f.Error.Code, f.Error.Message)
+		resp := httpapi.Error(f.status, f.Error.Code, f.Error.Message)
+		if f.status == http.StatusTooManyRequests {
+			resp.Headers["Retry-After"] = retryAfter(out.Failures, h.now())
+		}
+		return resp
 	}
 	return httpapi.JSON(http.StatusAccepted, out)
 }
 
 // worstFailure picks the failure the whole answer reports when every
-// request failed: a temporary one first, so that the caller retries.
+// request failed: a temporary one first, so that the caller retries, then
+// a cool-down, which tells when.
 func worstFailure(fs []failureView) failureView {
-	for _, f := range fs {
-		if f.status == http.StatusServiceUnavailable {
-			return f
-		}
-	}
-	for _, f := range fs {
-		if f.status == http.StatusBadGateway {
-			return f
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusBadGateway} {
+		for _, f := range fs {
+			if f.status == status {
+				return f
+			}
 		}
 	}
 	return fs[0]
+}
+
+// retryAfter is the Retry-After value (whole seconds, at least 1) of a 429:
+// when the first of the refused requests may be made again.
+func retryAfter(fs []failureView, now time.Time) string {
+	var first time.Time
+	for _, f := range fs {
+		if !f.retryAt.IsZero() && (first.IsZero() || f.retryAt.Before(first)) {
+			first = f.retryAt
+		}
+	}
+	secs := int64(math.Ceil(first.Sub(now).Seconds()))
+	return strconv.FormatInt(max(secs, 1), 10)
 }
 
 // failureResponse maps a failed request to our API's answer. The message
 // is fixed; the cause goes to the log only.
 func failureResponse(err error) (status int, code, message string) {
 	switch reports.ReasonOf(err) {
+	case reports.ReasonTooSoon:
+		return http.StatusTooManyRequests, "report_request_too_soon", "The same reports were requested for this consent moments ago; try again after Retry-After seconds."
 	case reports.ReasonConsentNotAuth:
 		return http.StatusConflict, "consent_not_authorised", "Klavi no longer accepts this consent; the user must authorise again."
 	case reports.ReasonInvalidProduct, reports.ReasonNoProducts:

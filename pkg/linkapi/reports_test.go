@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
@@ -96,27 +98,124 @@ func TestReportsFixture(t *testing.T) {
 	checkNoTaxID(t, "logs", e.logs.String())
 }
 
-func TestReportsManualNotDeduplicated(t *testing.T) {
-	e := newReportsEnv(t, func(c *reports.Config) { c.Products = []string{"pf_balance"} })
+// A manual request for the same consent and products within the cool-down
+// answers 429 with Retry-After and does not call Klavi; once the cool-down
+// ends, or for other products, the request is made.
+func TestReportsManualCooldown(t *testing.T) {
+	e := newReportsEnv(t, func(c *reports.Config) {
+		c.Products = []string{"pf_balance"}
+		c.ManualCooldown = 10 * time.Minute
+	})
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 	req := loadHTTP(t, "create-link-reports.json")
 	req.Body = ""
 	req.Headers = map[string]string{} // no body, no content type needed
-	for i := range 2 {
-		resp, _ := e.h.Handle(t.Context(), req)
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("request %d: status %d %s, want 202", i+1, resp.StatusCode, resp.Body)
+	do := func(r httpapi.Request) httpapi.Response {
+		t.Helper()
+		resp, err := e.h.Handle(t.Context(), r)
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
 		}
+		return resp
+	}
+	if resp := do(req); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("first request: %d %s, want 202", resp.StatusCode, resp.Body)
+	}
+	e.clock.Advance(4*time.Minute + 30*time.Second + 500*time.Millisecond)
+	resp := do(req)
+	if resp.StatusCode != http.StatusTooManyRequests || errorCode(t, resp) != "report_request_too_soon" {
+		t.Fatalf("second request: %d %s, want 429 report_request_too_soon", resp.StatusCode, resp.Body)
+	}
+	if got := resp.Headers["Retry-After"]; got != "330" {
+		t.Errorf("Retry-After = %q, want 330 (5m29.5s, rounded up)", got)
+	}
+	if n := len(e.klavi.Calls()); n != 1 {
+		t.Errorf("klavi calls = %d, want 1: the repeat must not reach Klavi", n)
+	}
+	if n := e.metrics.Sum("ReportRequestsSkipped", map[string]string{"Reason": "too_soon"}); n != 1 {
+		t.Errorf("ReportRequestsSkipped{too_soon} = %v, want 1", n)
+	}
+
+	// Other products are another request.
+	other := loadHTTP(t, "create-link-reports.json")
+	if resp := do(other); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("request for other products: %d %s, want 202", resp.StatusCode, resp.Body)
+	}
+	e.clock.Advance(6 * time.Minute)
+	if resp := do(req); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("request after the cool-down: %d %s, want 202", resp.StatusCode, resp.Body)
 	}
 	calls := e.klavi.Calls()
-	if len(calls) != 2 {
-		t.Fatalf("klavi calls = %d, want 2", len(calls))
+	if len(calls) != 3 {
+		t.Fatalf("klavi calls = %d, want 3", len(calls))
 	}
 	if !cmp.Equal(calls[0].Req.Products, []string{"pf_balance"}) {
 		t.Errorf("products = %q, want the configured ones", calls[0].Req.Products)
 	}
-	if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 2 {
-		t.Errorf("recorded requests = %d, want 2", n)
+	if n := len(getLink(t, e.store.MemoryStore, fixtureLinkID).ReportRequests); n != 3 {
+		t.Errorf("recorded requests = %d, want 3", n)
+	}
+}
+
+// A request Klavi refused (4xx, 429) releases its cool-down, so the caller
+// may correct and retry at once; one Klavi may have acted on (5xx) keeps
+// it.
+func TestReportsCooldownAfterFailure(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantRetry int
+	}{
+		{name: "rate limited", err: apiError(http.StatusTooManyRequests, 0), wantRetry: http.StatusAccepted},
+		{name: "products rejected", err: apiError(http.StatusBadRequest, 4002), wantRetry: http.StatusAccepted},
+		{name: "server error", err: apiError(http.StatusInternalServerError, 0), wantRetry: http.StatusTooManyRequests},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newReportsEnv(t, nil)
+			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+			e.klavi.failWith(tc.err)
+			req := loadHTTP(t, "create-link-reports.json")
+			if resp, _ := e.h.Handle(t.Context(), req); resp.StatusCode == http.StatusAccepted {
+				t.Fatalf("failing request answered 202")
+			}
+			e.klavi.mu.Lock()
+			e.klavi.answer = nil // accept again
+			e.klavi.mu.Unlock()
+			resp, _ := e.h.Handle(t.Context(), req)
+			if resp.StatusCode != tc.wantRetry {
+				t.Errorf("retry = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantRetry)
+			}
+		})
+	}
+}
+
+// Concurrent identical requests make one Klavi call: the others get 429.
+func TestReportsCooldownConcurrent(t *testing.T) {
+	e := newReportsEnv(t, nil)
+	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	accepted := 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("status %d, want 202 or 429", s)
+		}
+	}
+	if accepted != 1 || len(e.klavi.Calls()) != 1 {
+		t.Errorf("accepted = %d, klavi calls = %d; want 1 and 1", accepted, len(e.klavi.Calls()))
 	}
 }
 

@@ -27,6 +27,12 @@ var (
 	// ErrInvalidTrigger: RequestForConsent was given a trigger other than
 	// stream or reconcile. It is permanent.
 	ErrInvalidTrigger = errors.New("reports: invalid trigger")
+	// ErrTooSoon: the same manual request (consent and products) was made
+	// less than Config.ManualCooldown ago; Klavi was not asked. The error
+	// also matches linkstore.ErrCoolingDown, and errors.As finds the
+	// *linkstore.CooldownError that tells when the request may be made
+	// again.
+	ErrTooSoon = errors.New("reports: same manual request made too recently")
 )
 
 // Reasons, the "Reason" dimension of the ReportRequestsFailed and
@@ -58,6 +64,7 @@ const (
 	ReasonKlaviServer        = "klavi_server_error"
 	ReasonKlaviUnavailable   = "klavi_unavailable" // network, timeout, token
 	ReasonStoreUnavailable   = "store_unavailable"
+	ReasonTooSoon            = "too_soon" // a manual request within its cool-down
 )
 
 // failure is an error of RequestForConsent with the reason it is counted

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"slices"
 
+	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 )
 
@@ -36,8 +36,14 @@ type ConsentRequest struct {
 // RequestForLink makes a manual report request (trigger "manual") for each
 // AUTHORISED consent of link, with products, or the configured ones when
 // products is empty. These are explicit user actions: they are not
-// deduplicated by the claim, and leave the consents' automatic requests
-// untouched. Klavi is told to POST the reports to the URL the link was
+// deduplicated by the automatic request's claim, and leave the consents'
+// automatic requests untouched. Each is bounded by its own claim instead:
+// the same consent and products asked again within Config.ManualCooldown
+// gets an error matching ErrTooSoon and Klavi is not called. The claim is
+// one conditional write in the store, so concurrent requests in any
+// instance make one Klavi call. A request Klavi certainly did not act on (it
+// answered 4xx or 429, or none was sent) releases its claim; one it may
+// have acted on (5xx, timeout, lost connection) keeps it, as a success does. Klavi is told to POST the reports to the URL the link was
 // created with, else Config.ReportWebhookURL, else fallbackWebhookURL.
 //
 // It returns one ConsentRequest per consent asked for. Its error, with no
@@ -77,10 +83,33 @@ func (h *Service) RequestForLink(ctx context.Context, link *linkstore.Link, prod
 			h.log.WarnContext(ctx, "manual report request: out of time", "linkId", link.LinkID, "consentId", c.ConsentID, "error", err)
 			return out, fmt.Errorf("request reports for consent %s of link %s: %w", c.ConsentID, link.LinkID, err)
 		}
-		requestID, err := h.send(ctx, budget, link, c, products, webhook, linkstore.TriggerManual)
 		institution := c.InstitutionCode
 		if institution == "" {
 			institution = link.InstitutionCode
+		}
+		now := h.now()
+		if err := h.store.ClaimManualRequest(ctx, link.LinkID, c.ConsentID, products, h.cooldown, now); err != nil {
+			if errors.Is(err, linkstore.ErrPurged) || errors.Is(err, linkstore.ErrNotFound) {
+				return out, fmt.Errorf("request reports for link %s: %w: %w", link.LinkID, ErrLinkPurged, err)
+			}
+			err = claimFailure(err)
+			if ReasonOf(err) == ReasonTooSoon {
+				h.skipped(ctx, link.LinkID, c.ConsentID, linkstore.TriggerManual, ReasonTooSoon)
+			} else {
+				h.countFailure(err)
+				h.log.ErrorContext(ctx, "manual report request: claim", "linkId", link.LinkID, "consentId", c.ConsentID, "error", err)
+			}
+			out = append(out, ConsentRequest{
+				ConsentID: c.ConsentID, InstitutionCode: institution, Products: slices.Clone(products), Err: err,
+			})
+			continue
+		}
+		requestID, err := h.send(ctx, budget, link, c, products, webhook, linkstore.TriggerManual)
+		if requestID == "" && klaviDidNotAct(err) {
+			// Nothing was billed, so the caller may ask again at once.
+			if rerr := h.store.ReleaseManualRequest(ctx, link.LinkID, c.ConsentID, products, now.Add(h.cooldown)); rerr != nil {
+				h.log.WarnContext(ctx, "manual report request: release cool-down", "linkId", link.LinkID, "consentId", c.ConsentID, "error", rerr)
+			}
 		}
 		switch {
 		case requestID != "" && err != nil:
@@ -98,4 +127,18 @@ func (h *Service) RequestForLink(ctx context.Context, link *linkstore.Link, prod
 		})
 	}
 	return out, nil
+}
+
+// claimFailure classifies a failed ClaimManualRequest other than a purge.
+func claimFailure(err error) error {
+	if errors.Is(err, linkstore.ErrCoolingDown) {
+		return &failure{reason: ReasonTooSoon, err: fmt.Errorf("%w: %w", ErrTooSoon, err)}
+	}
+	return temporary(ReasonStoreUnavailable, fmt.Errorf("claim manual request: %w", err))
+}
+
+// klaviDidNotAct reports whether a failed request was certainly not acted
+// on by Klavi: refused before the call, or answered with a 4xx or 429.
+func klaviDidNotAct(err error) bool {
+	return err != nil && (errors.Is(err, ErrPermanent) || ReasonOf(err) == ReasonRateLimited)
 }

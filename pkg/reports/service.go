@@ -22,6 +22,8 @@ type store interface {
 	ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error
 	RecordReportRequest(ctx context.Context, linkID string, r linkstore.ReportRequest) error
 	Purge(ctx context.Context, linkID string, now time.Time) (*linkstore.Link, error)
+	ClaimManualRequest(ctx context.Context, linkID, consentID string, products []string, cooldown time.Duration, now time.Time) error
+	ReleaseManualRequest(ctx context.Context, linkID, consentID string, products []string, until time.Time) error
 }
 
 // objectDeleter deletes stored reports (reportstore.Store). Only Purge
@@ -48,6 +50,10 @@ const (
 	// its retries included.
 	DefaultRecordTimeout = 5 * time.Second
 )
+
+// DefaultManualCooldown is Config.ManualCooldown's default
+// (REPORT_REQUEST_COOLDOWN).
+const DefaultManualCooldown = 10 * time.Minute
 
 // DefaultRecordBackoff is the first wait between attempts to record a
 // request when Config.RecordBackoff is zero; it doubles after each attempt.
@@ -78,6 +84,10 @@ type Config struct {
 	// RecordBackoff is the first wait between attempts to record an
 	// accepted request; default DefaultRecordBackoff.
 	RecordBackoff time.Duration
+	// ManualCooldown is how long a manual request for a consent and a set
+	// of products holds off the same request (REPORT_REQUEST_COOLDOWN);
+	// default DefaultManualCooldown.
+	ManualCooldown time.Duration
 	// ReportWebhookURL (REPORT_WEBHOOK_URL), when set, is the
 	// productsCallbackURL for links that carry none (links first seen in
 	// an event). A manual request otherwise derives it from its own domain.
@@ -103,6 +113,7 @@ type Service struct {
 	minCall       time.Duration
 	recordTimeout time.Duration
 	recordBackoff time.Duration
+	cooldown      time.Duration
 }
 
 // New returns a Service.
@@ -122,6 +133,10 @@ func New(k reportRequester, s store, objects objectDeleter, cfg Config) *Service
 		minCall:       cfg.MinCallTime,
 		recordTimeout: cfg.RecordTimeout,
 		recordBackoff: cfg.RecordBackoff,
+		cooldown:      cfg.ManualCooldown,
+	}
+	if h.cooldown <= 0 {
+		h.cooldown = DefaultManualCooldown
 	}
 	if len(h.products) == 0 {
 		h.products = []string{"all"}
