@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,7 @@ func TestScenario(t *testing.T) {
 		{"report webhook", s.reportWebhook},
 		{"manual report request", s.manualRequest},
 		{"reconcile sweep", s.reconcile},
+		{"who may see a link", s.access},
 		{"logs", s.logs},
 	}
 	for _, step := range steps {
@@ -661,6 +663,88 @@ func (s *scenario) reconcile(t *testing.T) {
 	if !cleared {
 		t.Errorf("reconcile logged no attention_cleared for link %s:\n%s", s.linkID, tail(d.fns[fnReconcile].Logs()))
 	}
+}
+
+// access walks the rule of who may see a link through the links API: a
+// repeated manual request within its cool-down, a caller without identity,
+// the back office, and a link first seen in an event, which has no owner.
+func (s *scenario) access(t *testing.T) {
+	d := s.d
+	before := len(d.sim.Requests())
+	ownerReports := fixture(t, "create-link-reports.json", fixtureLinkID, s.linkID)
+
+	// The manual request made a moment ago is not made again: 429 with
+	// Retry-After, decided in DynamoDB, and Klavi is not asked.
+	resp := s.invokeResponse(t, ownerReports)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(resp.Body, `"report_request_too_soon"`) {
+		t.Errorf("repeated POST /links/{linkId}/reports = %d %s, want 429 report_request_too_soon", resp.StatusCode, resp.Body)
+	}
+	if secs, err := strconv.Atoi(resp.Headers["Retry-After"]); err != nil || secs < 1 || secs > 600 {
+		t.Errorf("Retry-After = %q, want 1..600 seconds (REPORT_REQUEST_COOLDOWN 10m)", resp.Headers["Retry-After"])
+	}
+	var claims int
+	for _, it := range d.partition(t, "LINK#"+s.linkID) {
+		if attr(it, "type") == "manual" {
+			claims++
+		}
+	}
+	if claims != 1 {
+		t.Errorf("cool-down items in the link's partition = %d, want 1", claims)
+	}
+
+	// No identity: 401, whatever the id.
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-no-identity.json", fixtureLinkID, s.linkID))
+	if status != http.StatusUnauthorized || !strings.Contains(string(body), `"unauthenticated"`) {
+		t.Errorf("GET without identity = %d %s, want 401 unauthenticated", status, body)
+	}
+	// The back office reads another caller's link.
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-admin.json", fixtureLinkID, s.linkID))
+	if status != http.StatusOK || !strings.Contains(string(body), s.linkID) {
+		t.Errorf("GET as the back office = %d %s, want 200 with the link", status, body)
+	}
+
+	// A link first seen in a Klavi event has no owner: the fixtures'
+	// caller gets 404 for it, and cannot request its reports; the back
+	// office reads it.
+	orphan, consentID := newUUID(t), newUUID(t)
+	base := fixture(t, "event-webhook-consent-authorised.json")
+	eventBody := strings.NewReplacer(
+		fixtureLinkID, orphan,
+		fixtureConsentID, consentID,
+		"1495468585434-0e73d1719173766fe4dfe1a8", "evt-"+orphan,
+	).Replace(fixtureBody(t, base))
+	if status, body := d.invokeHTTP(t, fnEventWebhook, webhookEvent(t, base, eventBody, eventBody)); status != http.StatusOK {
+		t.Fatalf("event for an unknown link = %d %s, want 200", status, body)
+	}
+	if it := d.item(t, "LINK#"+orphan, "#LINK"); attr(it, "origin") != "webhook" || attr(it, "owner") != "" {
+		t.Fatalf("link from the event: origin %q owner %q, want webhook and none", attr(it, "origin"), attr(it, "owner"))
+	}
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get.json", fixtureLinkID, orphan))
+	if status != http.StatusNotFound || !strings.Contains(string(body), `"link_not_found"`) {
+		t.Errorf("GET of an unowned link by an ordinary caller = %d %s, want 404 link_not_found", status, body)
+	}
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-reports.json", fixtureLinkID, orphan))
+	if status != http.StatusNotFound {
+		t.Errorf("POST reports of an unowned link by an ordinary caller = %d %s, want 404", status, body)
+	}
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-admin.json", fixtureLinkID, orphan))
+	if status != http.StatusOK || !strings.Contains(string(body), consentID) {
+		t.Errorf("GET of an unowned link by the back office = %d %s, want 200 with its consent", status, body)
+	}
+	if got := calls(d.requestsSince(before)); len(got) != 0 {
+		t.Errorf("simulator requests = %q, want none", got)
+	}
+}
+
+// invokeResponse invokes create-link with an HTTP API event and returns
+// its whole answer, headers included.
+func (s *scenario) invokeResponse(t *testing.T, event []byte) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(s.d.invoke(t, fnCreateLink, event), &resp); err != nil {
+		t.Fatalf("create-link answer is not an HTTP API response: %v", err)
+	}
+	return resp
 }
 
 func (s *scenario) logs(t *testing.T) {

@@ -268,6 +268,9 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			"KLAVI_SOURCE_IPS":         "18.231.92.86/32",
 			"RECONCILE_AFTER":          "15m",
 			"REPORT_URL_TTL":           "5m",
+			"JWT_OWNER_CLAIM":          "sub",
+			"JWT_ADMIN_SCOPE":          "klavi-link/admin",
+			"REPORT_REQUEST_COOLDOWN":  "10m",
 		}
 		for _, id := range functionIDs() {
 			fc := configs[id]
