@@ -166,22 +166,20 @@ func TestReportsCooldownAfterFailure(t *testing.T) {
 		err       error
 		wantRetry int
 	}{
-		{name: "rate limited", err: apiError(http.StatusTooManyRequests, 0), wantRetry: http.StatusAccepted},
-		{name: "products rejected", err: apiError(http.StatusBadRequest, 4002), wantRetry: http.StatusAccepted},
-		{name: "server error", err: apiError(http.StatusInternalServerError, 0), wantRetry: http.StatusTooManyRequests},
+		{name: "rate limited", err: reportstest.APIError(http.StatusTooManyRequests, 0), wantRetry: http.StatusAccepted},
+		{name: "products rejected", err: reportstest.APIError(http.StatusBadRequest, 4002), wantRetry: http.StatusAccepted},
+		{name: "server error", err: reportstest.APIError(http.StatusInternalServerError, 0), wantRetry: http.StatusTooManyRequests},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			e.klavi.failWith(tc.err)
+			e.klavi.FailWith(tc.err)
 			req := loadHTTP(t, "create-link-reports.json")
 			if resp, _ := e.h.Handle(t.Context(), req); resp.StatusCode == http.StatusAccepted {
 				t.Fatalf("failing request answered 202")
 			}
-			e.klavi.mu.Lock()
-			e.klavi.answer = nil // accept again
-			e.klavi.mu.Unlock()
+			e.klavi.Answer = nil // accept again
 			resp, _ := e.h.Handle(t.Context(), req)
 			if resp.StatusCode != tc.wantRetry {
 				t.Errorf("retry = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantRetry)
