@@ -67,8 +67,15 @@ func newConsumerEnv(t *testing.T) *consumerEnv {
 // consents A and B authorised and one report.
 func (e *consumerEnv) seedOwned(t *testing.T) {
 	t.Helper()
+	e.seedOwnedBy(t, fixtureOwner)
+}
+
+// seedOwnedBy is seedOwned with another owner ("" for none, as a link first
+// seen in an event).
+func (e *consumerEnv) seedOwnedBy(t *testing.T, owner string) {
+	t.Helper()
 	l := personalLink(fixtureLinkID)
-	l.Owner = "user-123"
+	l.Owner = owner
 	seed(t, e.store.MemoryStore, l, authorised("A", "001"), authorised("B", "237"))
 	err := e.store.RecordReport(t.Context(), fixtureLinkID, linkstore.Report{
 		ProductReportID: "pr-0001-checking", ProductName: "pf_checking_account", RequestID: "req-1",
@@ -308,5 +315,79 @@ func TestConsumerRoutesByRawPath(t *testing.T) {
 	req.RequestContext.HTTP.Method = http.MethodGet
 	if resp, body := e.do(t, req); resp.StatusCode != 405 || code(body) != "method_not_allowed" {
 		t.Errorf("GET revoke: %d %s", resp.StatusCode, code(body))
+	}
+}
+
+// The consumer routes keep the rule of who may see a link (Handler.access):
+// 401 without identity, 404 for an ordinary caller on another's or an
+// unowned link, the back office on any link; nothing reaches Klavi or the
+// store for a refused request.
+func TestConsumerRoutesWhoMaySee(t *testing.T) {
+	admin := map[string]string{"sub": "ops-1", "scope": "klavi-link/admin"}
+	routes := []string{"create-link-report-download.json", "create-link-revoke.json", "create-link-delete.json"}
+	tests := []struct {
+		name       string
+		owner      string
+		caller     map[string]string // nil: no authorizer
+		iam        string
+		wantStatus int
+	}{
+		{name: "no identity", owner: fixtureOwner, wantStatus: http.StatusUnauthorized},
+		{name: "jwt without sub", owner: fixtureOwner, caller: map[string]string{"azp": "x"}, wantStatus: http.StatusUnauthorized},
+		{name: "unowned link, ordinary caller", owner: "", caller: sub(fixtureOwner), wantStatus: http.StatusNotFound},
+		{name: "unowned link, admin scope", owner: "", caller: admin, wantStatus: 0},
+		{name: "another's link, admin scope", owner: "user-a", caller: admin, wantStatus: 0},
+		{name: "unowned link, iam role session", owner: "", iam: "arn:aws:sts::123456789012:assumed-role/backoffice/s", wantStatus: 0},
+	}
+	for _, route := range routes {
+		for _, tc := range tests {
+			t.Run(route+"/"+tc.name, func(t *testing.T) {
+				e := newConsumerEnv(t)
+				e.seedOwnedBy(t, tc.owner)
+				req := asCaller(loadHTTP(t, route), tc.caller)
+				if tc.iam != "" {
+					req = asIAM(req, tc.iam)
+				}
+				resp, body := e.do(t, req)
+				refused := tc.wantStatus != 0
+				switch {
+				case refused && resp.StatusCode != tc.wantStatus:
+					t.Fatalf("got %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
+				case !refused && resp.StatusCode/100 != 2:
+					t.Fatalf("got %d %s, want success for the back office", resp.StatusCode, resp.Body)
+				}
+				if refused {
+					if want := map[int]string{401: "unauthenticated", 404: "link_not_found"}[tc.wantStatus]; code(body) != want {
+						t.Errorf("code = %q, want %s", code(body), want)
+					}
+					if len(e.revoke.calls) != 0 || len(e.signer.keys) != 0 {
+						t.Errorf("refused request reached Klavi (%v) or signed a URL", e.revoke.calls)
+					}
+					if l := getLink(t, e.store.MemoryStore, fixtureLinkID); !l.PurgedAt.IsZero() {
+						t.Errorf("refused request purged the link")
+					}
+				}
+			})
+		}
+	}
+}
+
+// A purged link keeps its owner: the owner gets 410 link_deleted on the
+// download and revoke routes, another caller 404.
+func TestConsumerRoutesPurgedLink(t *testing.T) {
+	for _, route := range []string{"create-link-report-download.json", "create-link-revoke.json"} {
+		t.Run(route, func(t *testing.T) {
+			e := newConsumerEnv(t)
+			e.seedOwned(t)
+			if _, err := e.store.MemoryStore.Purge(t.Context(), fixtureLinkID, testStart); err != nil {
+				t.Fatal(err)
+			}
+			if resp, body := e.do(t, loadHTTP(t, route)); resp.StatusCode != http.StatusGone || code(body) != "link_deleted" {
+				t.Errorf("owner: %d %s, want 410 link_deleted", resp.StatusCode, resp.Body)
+			}
+			if resp, body := e.do(t, asOther(loadHTTP(t, route))); resp.StatusCode != http.StatusNotFound || code(body) != "link_not_found" {
+				t.Errorf("other caller: %d %s, want 404 link_not_found", resp.StatusCode, resp.Body)
+			}
+		})
 	}
 }
