@@ -43,7 +43,7 @@ $(addprefix build-fn-,$(FUNCTIONS)): build-fn-%:
 
 # Targets `sam build` calls (Metadata: BuildMethod: makefile): build-<LogicalId>,
 # with the logical id mapped to its directory under functions/.
-FN_CreateLink    := create-link
+FN_LinksApi      := links-api
 FN_EventWebhook  := event-webhook
 FN_ReportRequest := report-request
 FN_ReportWebhook := report-webhook

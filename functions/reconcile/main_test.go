@@ -108,7 +108,7 @@ func TestScheduledSweepRecoversLostAuthorisation(t *testing.T) {
 	if _, err := sim.AuthoriseConsent(kl.LinkID, "001"); err != nil {
 		t.Fatalf("authorise consent: %v", err)
 	}
-	// The table holds the link as create-link stored it; its expiry has
+	// The table holds the link as links-api stored it; its expiry has
 	// passed (the function runs on the real clock), and the authorisation
 	// event never arrived.
 	store := linkstore.NewDynamo(db, table)

@@ -40,7 +40,7 @@ const (
 // and writing the handler's response back, as API Gateway and the Lambda
 // runtime do around a deployed function.
 type lambdaRoute struct {
-	function string // for logs, e.g. "create-link"
+	function string // for logs, e.g. "links-api"
 	routeKey string // e.g. "GET /links/{linkId}"
 	params   []string
 	handle   lambdaFunc

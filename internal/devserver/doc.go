@@ -17,7 +17,7 @@
 //	POST /links/{linkId}/reports,
 //	GET /links/{linkId}/reports/{productReportId},
 //	POST /links/{linkId}/revoke,
-//	DELETE /links/{linkId}             pkg/linkapi          (create-link, the links API)
+//	DELETE /links/{linkId}             pkg/linkapi          (links-api, the links API)
 //	POST /webhooks/klavi/events        pkg/eventwebhook     (event-webhook)
 //	POST /webhooks/klavi/reports       pkg/reportwebhook    (report-webhook)
 //

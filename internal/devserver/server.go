@@ -342,12 +342,12 @@ func (s *Server) wire(ctx context.Context) (*http.ServeMux, error) {
 		mux.Handle(routeKey, newLambdaRoute(function, routeKey, h, s.log))
 	}
 	linksAPI := asLocalCaller(links.Handle)
-	route("create-link", "POST /links", linksAPI)
-	route("create-link", "GET /links/{linkId}", linksAPI)
-	route("create-link", "POST /links/{linkId}/reports", linksAPI)
-	route("create-link", "GET /links/{linkId}/reports/{productReportId}", linksAPI)
-	route("create-link", "POST /links/{linkId}/revoke", linksAPI)
-	route("create-link", "DELETE /links/{linkId}", linksAPI)
+	route("links-api", "POST /links", linksAPI)
+	route("links-api", "GET /links/{linkId}", linksAPI)
+	route("links-api", "POST /links/{linkId}/reports", linksAPI)
+	route("links-api", "GET /links/{linkId}/reports/{productReportId}", linksAPI)
+	route("links-api", "POST /links/{linkId}/revoke", linksAPI)
+	route("links-api", "DELETE /links/{linkId}", linksAPI)
 	route("event-webhook", "POST /webhooks/klavi/events", evh.Handle)
 	route("report-webhook", "POST /webhooks/klavi/reports", rwh.Handle)
 	if s.sim != nil {

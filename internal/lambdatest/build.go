@@ -80,7 +80,7 @@ func ModuleRoot(t testing.TB) string {
 
 // Build compiles the main package at pkgPath for the host platform with the
 // Lambda build flags and returns the binary's path. A relative pkgPath
-// (./functions/create-link) is relative to the module root.
+// (./functions/links-api) is relative to the module root.
 func Build(t testing.TB, pkgPath string) string {
 	t.Helper()
 	return BuildFor(t, Host(), pkgPath)[0]

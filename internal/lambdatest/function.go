@@ -225,7 +225,7 @@ func (f *Function) Invoke(t testing.TB, payload []byte) ([]byte, *InvokeError) {
 }
 
 // InvokeFile invokes the function with the content of a JSON file, such as
-// events/create-link-post.json. A relative path is relative to the module
+// events/links-api-post.json. A relative path is relative to the module
 // root.
 func (f *Function) InvokeFile(t testing.TB, path string) ([]byte, *InvokeError) {
 	t.Helper()

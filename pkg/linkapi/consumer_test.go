@@ -111,7 +111,7 @@ func asOther(req httpapi.Request) httpapi.Request {
 func TestDownloadFromFixture(t *testing.T) {
 	e := newConsumerEnv(t)
 	e.seedOwned(t)
-	resp, body := e.do(t, loadHTTP(t, "create-link-report-download.json"))
+	resp, body := e.do(t, loadHTTP(t, "links-api-report-download.json"))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d, body %s", resp.StatusCode, resp.Body)
 	}
@@ -129,10 +129,10 @@ func TestDownloadFromFixture(t *testing.T) {
 func TestDownloadErrors(t *testing.T) {
 	e := newConsumerEnv(t)
 	e.seedOwned(t)
-	req := loadHTTP(t, "create-link-report-download.json")
-	unknownReport := loadHTTP(t, "create-link-report-download.json")
+	req := loadHTTP(t, "links-api-report-download.json")
+	unknownReport := loadHTTP(t, "links-api-report-download.json")
 	unknownReport.PathParameters["productReportId"] = "nope"
-	unknownLink := loadHTTP(t, "create-link-report-download.json")
+	unknownLink := loadHTTP(t, "links-api-report-download.json")
 	unknownLink.PathParameters["linkId"] = "11111111-2222-3333-4444-555555555555"
 	for _, tc := range []struct {
 		name   string
@@ -142,7 +142,7 @@ func TestDownloadErrors(t *testing.T) {
 	}{
 		{"unknown report", unknownReport, 404, "report_not_found"},
 		{"unknown link", unknownLink, 404, "link_not_found"},
-		{"another caller's link", asOther(loadHTTP(t, "create-link-report-download.json")), 404, "link_not_found"},
+		{"another caller's link", asOther(loadHTTP(t, "links-api-report-download.json")), 404, "link_not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := e.do(t, tc.req)
@@ -171,7 +171,7 @@ func TestRevokeFromFixture(t *testing.T) {
 		map[string]any{"consentId": "B", "status": "REVOKE_REQUESTED"},
 	}}
 	for i := range 2 { // the second asks Klavi for nothing
-		resp, body := e.do(t, loadHTTP(t, "create-link-revoke.json"))
+		resp, body := e.do(t, loadHTTP(t, "links-api-revoke.json"))
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("call %d: status = %d, body %s", i, resp.StatusCode, resp.Body)
 		}
@@ -194,14 +194,14 @@ func TestRevokeErrors(t *testing.T) {
 		l := personalLink(fixtureLinkID)
 		l.Owner = "user-123"
 		seed(t, e.store.MemoryStore, l, linkstore.Consent{ConsentID: "A", Status: klavi.ConsentRejected})
-		if resp, body := e.do(t, loadHTTP(t, "create-link-revoke.json")); resp.StatusCode != 409 || code(body) != "no_active_consent" {
+		if resp, body := e.do(t, loadHTTP(t, "links-api-revoke.json")); resp.StatusCode != 409 || code(body) != "no_active_consent" {
 			t.Errorf("got %d %s, want 409 no_active_consent", resp.StatusCode, code(body))
 		}
 	})
 	t.Run("another caller", func(t *testing.T) {
 		e := newConsumerEnv(t)
 		e.seedOwned(t)
-		if resp, body := e.do(t, asOther(loadHTTP(t, "create-link-revoke.json"))); resp.StatusCode != 404 || code(body) != "link_not_found" {
+		if resp, body := e.do(t, asOther(loadHTTP(t, "links-api-revoke.json"))); resp.StatusCode != 404 || code(body) != "link_not_found" {
 			t.Errorf("got %d %s", resp.StatusCode, code(body))
 		}
 		if len(e.revoke.calls) != 0 {
@@ -217,7 +217,7 @@ func TestRevokeErrors(t *testing.T) {
 			}
 			return nil
 		}
-		resp, body := e.do(t, loadHTTP(t, "create-link-revoke.json"))
+		resp, body := e.do(t, loadHTTP(t, "links-api-revoke.json"))
 		failures, _ := body["failures"].([]any)
 		if resp.StatusCode != 202 || len(failures) != 1 {
 			t.Fatalf("got %d %s, want 202 with one failure", resp.StatusCode, resp.Body)
@@ -227,7 +227,7 @@ func TestRevokeErrors(t *testing.T) {
 		e := newConsumerEnv(t)
 		e.seedOwned(t)
 		e.revoke.fail = func(string) error { return &klavi.APIError{HTTPStatus: 429} }
-		if resp, body := e.do(t, loadHTTP(t, "create-link-revoke.json")); resp.StatusCode != 503 || code(body) != "klavi_busy" {
+		if resp, body := e.do(t, loadHTTP(t, "links-api-revoke.json")); resp.StatusCode != 503 || code(body) != "klavi_busy" {
 			t.Errorf("got %d %s, want 503 klavi_busy", resp.StatusCode, code(body))
 		}
 	})
@@ -237,7 +237,7 @@ func TestDeleteFromFixture(t *testing.T) {
 	e := newConsumerEnv(t)
 	e.seedOwned(t)
 	for i := range 2 {
-		resp, body := e.do(t, loadHTTP(t, "create-link-delete.json"))
+		resp, body := e.do(t, loadHTTP(t, "links-api-delete.json"))
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("call %d: status = %d, body %s", i, resp.StatusCode, resp.Body)
 		}
@@ -253,11 +253,11 @@ func TestDeleteFromFixture(t *testing.T) {
 		t.Errorf("link after delete = %+v", l)
 	}
 	// The owner reads DELETED; its report routes answer 410.
-	resp, body := e.do(t, loadHTTP(t, "create-link-get.json"))
+	resp, body := e.do(t, loadHTTP(t, "links-api-get.json"))
 	if resp.StatusCode != 200 || body["status"] != "DELETED" {
 		t.Errorf("GET after delete: %d %v", resp.StatusCode, body["status"])
 	}
-	for _, name := range []string{"create-link-report-download.json", "create-link-revoke.json", "create-link-reports.json"} {
+	for _, name := range []string{"links-api-report-download.json", "links-api-revoke.json", "links-api-reports.json"} {
 		if resp, body := e.do(t, loadHTTP(t, name)); resp.StatusCode != 410 || code(body) != "link_deleted" {
 			t.Errorf("%s after delete: %d %s, want 410 link_deleted", name, resp.StatusCode, code(body))
 		}
@@ -273,7 +273,7 @@ func TestDeleteKlaviFailureIsNotDone(t *testing.T) {
 		}
 		return nil
 	}
-	resp, body := e.do(t, loadHTTP(t, "create-link-delete.json"))
+	resp, body := e.do(t, loadHTTP(t, "links-api-delete.json"))
 	if resp.StatusCode != 502 || code(body) != "klavi_error" {
 		t.Fatalf("got %d %s, want 502 klavi_error", resp.StatusCode, resp.Body)
 	}
@@ -283,7 +283,7 @@ func TestDeleteKlaviFailureIsNotDone(t *testing.T) {
 	}
 	e.revoke.fail = nil
 	e.clock.Advance(2 * time.Minute) // the failed claim runs out
-	if resp, body := e.do(t, loadHTTP(t, "create-link-delete.json")); resp.StatusCode != 202 || body["status"] != "DELETED" {
+	if resp, body := e.do(t, loadHTTP(t, "links-api-delete.json")); resp.StatusCode != 202 || body["status"] != "DELETED" {
 		t.Errorf("retry: %d %s", resp.StatusCode, resp.Body)
 	}
 	if diff := cmp.Diff([]string{"A", "B", "B"}, e.revoke.calls); diff != "" {
@@ -294,7 +294,7 @@ func TestDeleteKlaviFailureIsNotDone(t *testing.T) {
 func TestDeleteAnotherCallersLink(t *testing.T) {
 	e := newConsumerEnv(t)
 	e.seedOwned(t)
-	if resp, body := e.do(t, asOther(loadHTTP(t, "create-link-delete.json"))); resp.StatusCode != 404 || code(body) != "link_not_found" {
+	if resp, body := e.do(t, asOther(loadHTTP(t, "links-api-delete.json"))); resp.StatusCode != 404 || code(body) != "link_not_found" {
 		t.Errorf("got %d %s, want 404", resp.StatusCode, code(body))
 	}
 	if l := getLink(t, e.store.MemoryStore, fixtureLinkID); !l.PurgedAt.IsZero() || l.PurgeReason != "" {
@@ -305,12 +305,12 @@ func TestDeleteAnotherCallersLink(t *testing.T) {
 func TestConsumerRoutesByRawPath(t *testing.T) {
 	e := newConsumerEnv(t)
 	e.seedOwned(t)
-	req := loadHTTP(t, "create-link-report-download.json")
+	req := loadHTTP(t, "links-api-report-download.json")
 	req.RouteKey, req.PathParameters = "$default", nil
 	if resp, _ := e.do(t, req); resp.StatusCode != 200 {
 		t.Errorf("download by raw path: %d %s", resp.StatusCode, resp.Body)
 	}
-	req = loadHTTP(t, "create-link-revoke.json")
+	req = loadHTTP(t, "links-api-revoke.json")
 	req.RouteKey, req.PathParameters = "$default", nil
 	req.RequestContext.HTTP.Method = http.MethodGet
 	if resp, body := e.do(t, req); resp.StatusCode != 405 || code(body) != "method_not_allowed" {
@@ -324,7 +324,7 @@ func TestConsumerRoutesByRawPath(t *testing.T) {
 // store for a refused request.
 func TestConsumerRoutesWhoMaySee(t *testing.T) {
 	admin := map[string]string{"sub": "ops-1", "scope": "klavi-link/admin"}
-	routes := []string{"create-link-report-download.json", "create-link-revoke.json", "create-link-delete.json"}
+	routes := []string{"links-api-report-download.json", "links-api-revoke.json", "links-api-delete.json"}
 	tests := []struct {
 		name       string
 		owner      string
@@ -375,7 +375,7 @@ func TestConsumerRoutesWhoMaySee(t *testing.T) {
 // A purged link keeps its owner: the owner gets 410 link_deleted on the
 // download and revoke routes, another caller 404.
 func TestConsumerRoutesPurgedLink(t *testing.T) {
-	for _, route := range []string{"create-link-report-download.json", "create-link-revoke.json"} {
+	for _, route := range []string{"links-api-report-download.json", "links-api-revoke.json"} {
 		t.Run(route, func(t *testing.T) {
 			e := newConsumerEnv(t)
 			e.seedOwned(t)

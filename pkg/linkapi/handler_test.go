@@ -57,7 +57,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{k: &fakeKlavi{}, store: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metricstest.NewCapture("create-link")}
+	e := &env{k: &fakeKlavi{}, store: linkstoretest.NewMemory(), logs: &bytes.Buffer{}, rec: metricstest.NewCapture("links-api")}
 	e.h = New(e.k, e.store, nil, Config{
 		AllowedRedirectHosts: []string{"app.example.com", "*.example.org"},
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
@@ -82,7 +82,7 @@ func loadEvent(t *testing.T, name string) httpapi.Request {
 
 func postWith(t *testing.T, body string) httpapi.Request {
 	t.Helper()
-	req := loadEvent(t, "create-link-post.json")
+	req := loadEvent(t, "links-api-post.json")
 	req.Body = body
 	return req
 }
@@ -108,7 +108,7 @@ func code(body map[string]any) string {
 
 func TestCreateFromFixture(t *testing.T) {
 	e := newEnv(t)
-	resp, body := e.do(t, loadEvent(t, "create-link-post.json"))
+	resp, body := e.do(t, loadEvent(t, "links-api-post.json"))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("status = %d (%s), want 201", resp.StatusCode, resp.Body)
 	}
@@ -360,8 +360,8 @@ func TestCreateStoreFailure(t *testing.T) {
 
 func TestGetView(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, loadEvent(t, "create-link-post.json"))
-	get := loadEvent(t, "create-link-get.json")
+	e.do(t, loadEvent(t, "links-api-post.json"))
+	get := loadEvent(t, "links-api-get.json")
 	get.PathParameters["linkId"] = "link-1"
 	resp, body := e.do(t, get)
 	if resp.StatusCode != http.StatusOK {
@@ -383,7 +383,7 @@ func TestGetView(t *testing.T) {
 func TestGetUnknownAndInvalid(t *testing.T) {
 	for _, id := range []string{"4437b139-8a16-11ee-b636-487b6bad036a", "../etc", strings.Repeat("a", 65), "a b"} {
 		e := newEnv(t)
-		get := loadEvent(t, "create-link-get.json")
+		get := loadEvent(t, "links-api-get.json")
 		get.PathParameters["linkId"] = id
 		resp, body := e.do(t, get)
 		if resp.StatusCode != http.StatusNotFound || code(body) != "link_not_found" {
@@ -394,7 +394,7 @@ func TestGetUnknownAndInvalid(t *testing.T) {
 
 func TestLogsCarryNoPersonalData(t *testing.T) {
 	e := newEnv(t)
-	e.do(t, loadEvent(t, "create-link-post.json"))
+	e.do(t, loadEvent(t, "links-api-post.json"))
 	e.do(t, postWith(t, `{"personalTaxId":"529.982.247-26","phone":"11 98765-4321"}`))
 	e.k.fn = func(klavi.CreateLinkRequest) (*klavi.Link, error) { return nil, &klavi.APIError{HTTPStatus: 500} }
 	e.do(t, postWith(t, `{"personalTaxId":"52998224725","email":"maria@example.com"}`))
@@ -464,7 +464,7 @@ func TestCreateStoresOwner(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.h.cfg.Access = tc.policy
-			req := loadEvent(t, "create-link-post.json")
+			req := loadEvent(t, "links-api-post.json")
 			if tc.auth != nil {
 				req.RequestContext.Authorizer = tc.auth
 			}
@@ -495,7 +495,7 @@ func TestCreateWithoutIdentity(t *testing.T) {
 	for name, auth := range tests {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
-			req := loadEvent(t, "create-link-post.json")
+			req := loadEvent(t, "links-api-post.json")
 			req.RequestContext.Authorizer = auth
 			resp, body := e.do(t, req)
 			if resp.StatusCode != http.StatusUnauthorized || code(body) != "unauthenticated" {
@@ -532,12 +532,12 @@ func TestGetOnlyByOwner(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			create := loadEvent(t, "create-link-post.json")
+			create := loadEvent(t, "links-api-post.json")
 			create.RequestContext.Authorizer = tc.creator
 			if resp, _ := e.do(t, create); resp.StatusCode != http.StatusCreated {
 				t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
 			}
-			get := loadEvent(t, "create-link-get.json")
+			get := loadEvent(t, "links-api-get.json")
 			get.RequestContext.Authorizer = tc.reader
 			get.PathParameters["linkId"] = "link-1"
 			resp, body := e.do(t, get)
@@ -550,7 +550,7 @@ func TestGetOnlyByOwner(t *testing.T) {
 			if tc.wantStatus == http.StatusNotFound {
 				// The same answer as for an unknown id: nothing tells the
 				// caller that the link exists.
-				unknown := loadEvent(t, "create-link-get.json")
+				unknown := loadEvent(t, "links-api-get.json")
 				unknown.RequestContext.Authorizer = tc.reader
 				unknown.PathParameters["linkId"] = "no-such-link"
 				want, _ := e.h.Handle(t.Context(), unknown)
@@ -566,7 +566,7 @@ func TestGetOnlyByOwner(t *testing.T) {
 // tells it which ids exist.
 func TestGetUnknownWithoutIdentity(t *testing.T) {
 	e := newEnv(t)
-	get := loadEvent(t, "create-link-get.json")
+	get := loadEvent(t, "links-api-get.json")
 	get.RequestContext.Authorizer = nil
 	get.PathParameters["linkId"] = "no-such-link"
 	if resp, body := e.do(t, get); resp.StatusCode != http.StatusUnauthorized || code(body) != "unauthenticated" {
@@ -603,7 +603,7 @@ func TestGetLinkFromEvent(t *testing.T) {
 			if err != nil {
 				t.Fatalf("apply event: %v", err)
 			}
-			get := loadEvent(t, "create-link-get.json")
+			get := loadEvent(t, "links-api-get.json")
 			get.RequestContext.Authorizer = tc.reader
 			get.PathParameters["linkId"] = "link-ev"
 			if resp, _ := e.do(t, get); resp.StatusCode != tc.wantStatus {
@@ -617,13 +617,13 @@ func TestGetLinkFromEvent(t *testing.T) {
 // caller still gets 404.
 func TestGetPurgedLink(t *testing.T) {
 	e := newEnv(t)
-	if resp, _ := e.do(t, loadEvent(t, "create-link-post.json")); resp.StatusCode != http.StatusCreated {
+	if resp, _ := e.do(t, loadEvent(t, "links-api-post.json")); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create = %d %s, want 201", resp.StatusCode, resp.Body)
 	}
 	if _, err := e.store.Purge(t.Context(), "link-1", now); err != nil {
 		t.Fatalf("purge: %v", err)
 	}
-	get := loadEvent(t, "create-link-get.json")
+	get := loadEvent(t, "links-api-get.json")
 	get.PathParameters["linkId"] = "link-1"
 	resp, body := e.do(t, get)
 	if resp.StatusCode != http.StatusOK || body["status"] != linkstore.StatusDeletedByUser {

@@ -52,7 +52,7 @@ func errorCode(t *testing.T, resp httpapi.Response) string {
 func TestReportsFixture(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seedFixtureLink(t, e, personalLink(fixtureLinkID))
-	req := loadHTTP(t, "create-link-reports.json")
+	req := loadHTTP(t, "links-api-reports.json")
 
 	resp, err := e.h.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
@@ -107,7 +107,7 @@ func TestReportsManualCooldown(t *testing.T) {
 		c.ManualCooldown = 10 * time.Minute
 	})
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-	req := loadHTTP(t, "create-link-reports.json")
+	req := loadHTTP(t, "links-api-reports.json")
 	req.Body = ""
 	req.Headers = map[string]string{} // no body, no content type needed
 	do := func(r httpapi.Request) httpapi.Response {
@@ -137,7 +137,7 @@ func TestReportsManualCooldown(t *testing.T) {
 	}
 
 	// Other products are another request.
-	other := loadHTTP(t, "create-link-reports.json")
+	other := loadHTTP(t, "links-api-reports.json")
 	if resp := do(other); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("request for other products: %d %s, want 202", resp.StatusCode, resp.Body)
 	}
@@ -175,7 +175,7 @@ func TestReportsCooldownAfterFailure(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			e.klavi.FailWith(tc.err)
-			req := loadHTTP(t, "create-link-reports.json")
+			req := loadHTTP(t, "links-api-reports.json")
 			if resp, _ := e.h.Handle(t.Context(), req); resp.StatusCode == http.StatusAccepted {
 				t.Fatalf("failing request answered 202")
 			}
@@ -197,7 +197,7 @@ func TestReportsCooldownConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "links-api-reports.json"))
 			statuses[i] = resp.StatusCode
 		})
 	}
@@ -264,7 +264,7 @@ func TestReportsBodies(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			req := loadHTTP(t, "create-link-reports.json")
+			req := loadHTTP(t, "links-api-reports.json")
 			req.Body, req.IsBase64Encoded = tc.body, tc.base64
 			switch tc.contentType {
 			case "":
@@ -359,7 +359,7 @@ func TestReportsLinkStates(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			tc.setup(t, e)
-			req := loadHTTP(t, "create-link-reports.json")
+			req := loadHTTP(t, "links-api-reports.json")
 			if tc.linkID != "" {
 				req.PathParameters["linkId"] = tc.linkID
 			}
@@ -400,7 +400,7 @@ func TestReportsRoutes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
-			req := loadHTTP(t, "create-link-reports.json")
+			req := loadHTTP(t, "links-api-reports.json")
 			req.RouteKey = tc.routeKey
 			req.RequestContext.HTTP.Method = tc.method
 			if tc.rawPath != "" {
@@ -446,7 +446,7 @@ func TestReportsKlaviFailures(t *testing.T) {
 			e := newReportsEnv(t, nil)
 			seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 			e.klavi.FailWith(tc.err)
-			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+			resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "links-api-reports.json"))
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("status = %d %s, want %d", resp.StatusCode, resp.Body, tc.wantStatus)
 			}
@@ -469,7 +469,7 @@ func TestReportsPartialFailure(t *testing.T) {
 		}
 		return &klavi.ReportRequestAccepted{RequestID: "req-260"}, nil
 	}
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "links-api-reports.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202", resp.StatusCode, resp.Body)
 	}
@@ -494,7 +494,7 @@ func TestReportsAllFailPrefersRetryable(t *testing.T) {
 		}
 		return nil, reportstest.APIError(429, 429)
 	}
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "links-api-reports.json"))
 	if resp.StatusCode != http.StatusServiceUnavailable || errorCode(t, resp) != "klavi_busy" {
 		t.Errorf("answer = %d %s, want 503 klavi_busy", resp.StatusCode, resp.Body)
 	}
@@ -504,7 +504,7 @@ func TestReportsRecordFailsAfterKlaviAccepted(t *testing.T) {
 	e := newReportsEnv(t, nil)
 	seed(t, e.store.MemoryStore, personalLink(fixtureLinkID), authorised("c-1", "260"))
 	e.store.RecordErr = errors.New("dynamodb: throttled")
-	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "create-link-reports.json"))
+	resp, _ := e.h.Handle(t.Context(), loadHTTP(t, "links-api-reports.json"))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status = %d %s, want 202: Klavi took the request", resp.StatusCode, resp.Body)
 	}
@@ -535,7 +535,7 @@ func TestReportsWebhookURL(t *testing.T) {
 			l := personalLink(fixtureLinkID)
 			l.ReportWebhookURL = tc.linkURL
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			req := loadHTTP(t, "create-link-reports.json")
+			req := loadHTTP(t, "links-api-reports.json")
 			if tc.stage != "" {
 				req.RequestContext.Stage = tc.stage
 			}
@@ -555,7 +555,7 @@ func TestReportsBusinessLink(t *testing.T) {
 	l := personalLink(fixtureLinkID)
 	l.TaxIDType, l.TaxID = linkstore.TaxIDBusiness, testCNPJ
 	seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-	req := loadHTTP(t, "create-link-reports.json")
+	req := loadHTTP(t, "links-api-reports.json")
 	req.Body = `{"products":["pj_checking_account"]}`
 	resp, _ := e.h.Handle(t.Context(), req)
 	if resp.StatusCode != http.StatusAccepted {
@@ -621,7 +621,7 @@ func TestReportsOwnership(t *testing.T) {
 			l := personalLink(fixtureLinkID)
 			l.Owner = tc.owner
 			seed(t, e.store.MemoryStore, l, authorised("c-1", "260"))
-			req := asCaller(loadHTTP(t, "create-link-reports.json"), tc.jwt)
+			req := asCaller(loadHTTP(t, "links-api-reports.json"), tc.jwt)
 			if tc.iam != "" {
 				req = asIAM(req, tc.iam)
 			}
@@ -665,7 +665,7 @@ func TestReportsPurgedLinkByOwner(t *testing.T) {
 			if _, err := e.store.MemoryStore.Purge(t.Context(), fixtureLinkID, testStart); err != nil {
 				t.Fatalf("purge: %v", err)
 			}
-			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "create-link-reports.json"), tc.caller))
+			resp, err := e.h.Handle(t.Context(), asCaller(loadHTTP(t, "links-api-reports.json"), tc.caller))
 			if err != nil || resp.StatusCode != tc.wantStatus || errorCode(t, resp) != tc.wantCode {
 				t.Fatalf("Handle = %d %s, %v; want %d %s", resp.StatusCode, resp.Body, err, tc.wantStatus, tc.wantCode)
 			}

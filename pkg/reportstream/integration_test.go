@@ -112,7 +112,7 @@ func newWorld(t *testing.T) *world {
 }
 
 // simLink creates the link at the simulator and in our store, as the
-// create-link function does, and returns its id.
+// links-api function does, and returns its id.
 func (w *world) simLink(t *testing.T, kind linkstore.TaxIDType, taxID string) string {
 	t.Helper()
 	req := klavi.CreateLinkRequest{
@@ -335,7 +335,7 @@ func TestIntegrationManualRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.consentEvent(t, linkID, consent.ID, klavi.ConsentAuthorised, time.Now().UTC())
-	req := loadHTTP(t, "create-link-reports.json")
+	req := loadHTTP(t, "links-api-reports.json")
 	req.PathParameters["linkId"] = linkID
 	resp, err := w.api.Handle(t.Context(), req)
 	if err != nil || resp.StatusCode != http.StatusAccepted {

@@ -35,7 +35,7 @@ func TestLogsNeverCarryTaxID(t *testing.T) {
 	for _, c := range []struct{ link, consent string }{{"l-pf", "c-1"}, {"l-pf", "c-2"}, {"l-pj", "c-3"}} {
 		_, _ = e.h.Handle(ctx, batch(consentRecord("1", "MODIFY", c.link, c.consent, "", klavi.ConsentAuthorised)))
 	}
-	req := loadHTTP(t, "create-link-reports.json")
+	req := loadHTTP(t, "links-api-reports.json")
 	for _, id := range []string{"l-pf", "l-pj", "missing"} {
 		req.PathParameters["linkId"] = id
 		resp, _ := e.api.Handle(ctx, req)

@@ -136,7 +136,7 @@ func TestCreateLinkFaults(t *testing.T) {
 			} else {
 				e.aws.Inject(tc.rule)
 			}
-			req := loadEvent(t, "create-link-post.json")
+			req := loadEvent(t, "links-api-post.json")
 			ctx := t.Context()
 			if tc.timeout > 0 {
 				var cancel context.CancelFunc
@@ -189,7 +189,7 @@ func TestCreateLinkFaults(t *testing.T) {
 // TestCreateLinkCalls pins the warm-path cost: Klavi 1 and DynamoDB 1.
 func TestCreateLinkCalls(t *testing.T) {
 	e := newCreateEnv(t)
-	a := call(t.Context(), t, e.h, loadEvent(t, "create-link-post.json"))
+	a := call(t.Context(), t, e.h, loadEvent(t, "links-api-post.json"))
 	if a.status != http.StatusCreated {
 		t.Fatalf("create = %d %s, want 201", a.status, a)
 	}

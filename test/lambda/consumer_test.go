@@ -35,7 +35,7 @@ const (
 	eventWebhookURL = apiBase + "/webhooks/klavi/events"
 )
 
-// The personal data create-link-post.json carries besides the CPF.
+// The personal data links-api-post.json carries besides the CPF.
 const (
 	fixtureEmail = "maria@example.com"
 	fixturePhone = "+5511987654321"
@@ -216,7 +216,7 @@ func (f *consumerFlow) deliverStream(t *testing.T, fn string, recs []events.Dyna
 	}
 }
 
-// route invokes create-link with an HTTP API fixture for the flow's link,
+// route invokes links-api with an HTTP API fixture for the flow's link,
 // with the JWT subject sub, and returns the status and body.
 func (f *consumerFlow) route(t *testing.T, name, sub string, oldnew ...string) (int, []byte) {
 	t.Helper()
@@ -254,7 +254,7 @@ func (f *consumerFlow) linkAndAuthorisation(t *testing.T) {
 	}
 	f.accessToken = tok.AccessToken
 
-	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-post.json"))
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-post.json"))
 	if status != http.StatusCreated {
 		t.Fatalf("POST /links = %d %s, want 201", status, body)
 	}
@@ -326,7 +326,7 @@ func (f *consumerFlow) reports(t *testing.T) {
 }
 
 func (f *consumerFlow) downloadReports(t *testing.T) {
-	const download = "create-link-report-download.json"
+	const download = "links-api-report-download.json"
 	for id, stored := range f.stored {
 		before := time.Now().UTC().Truncate(time.Second)
 		status, body := f.route(t, download, "user-123", "pr-0001-checking", id)
@@ -401,7 +401,7 @@ type revokeView struct {
 
 func (f *consumerFlow) revoke(t *testing.T) {
 	d := f.d
-	const revoke = "create-link-revoke.json"
+	const revoke = "links-api-revoke.json"
 
 	status, body := f.route(t, revoke, "user-999")
 	wantError(t, "revoke another caller's link", status, body, http.StatusNotFound, "link_not_found")
@@ -456,7 +456,7 @@ func (f *consumerFlow) revoke(t *testing.T) {
 	}
 	// Reports stay until retention.
 	for id := range f.stored {
-		if status, body := f.route(t, "create-link-report-download.json", "user-123", "pr-0001-checking", id); status != http.StatusOK {
+		if status, body := f.route(t, "links-api-report-download.json", "user-123", "pr-0001-checking", id); status != http.StatusOK {
 			t.Errorf("GET report %s after revoke = %d %s, want 200: reports stay until retention", id, status, body)
 		}
 	}
@@ -465,7 +465,7 @@ func (f *consumerFlow) revoke(t *testing.T) {
 
 func (f *consumerFlow) delete(t *testing.T) {
 	d := f.d
-	const del = "create-link-delete.json"
+	const del = "links-api-delete.json"
 
 	status, body := f.route(t, del, "user-999")
 	wantError(t, "DELETE another caller's link", status, body, http.StatusNotFound, "link_not_found")
@@ -489,13 +489,13 @@ func (f *consumerFlow) delete(t *testing.T) {
 	f.checkErased(t)
 
 	for id := range f.stored {
-		status, body = f.route(t, "create-link-report-download.json", "user-123", "pr-0001-checking", id)
+		status, body = f.route(t, "links-api-report-download.json", "user-123", "pr-0001-checking", id)
 		wantError(t, "GET a report after DELETE", status, body, http.StatusGone, "link_deleted")
 		if status, got := fetch(t, f.downloads[id].URL); status == http.StatusOK {
 			t.Errorf("the download URL given before DELETE still yields %d bytes", len(got))
 		}
 	}
-	status, body = f.route(t, "create-link-revoke.json", "user-123")
+	status, body = f.route(t, "links-api-revoke.json", "user-123")
 	wantError(t, "revoke after DELETE", status, body, http.StatusGone, "link_deleted")
 }
 

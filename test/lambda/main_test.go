@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { os.Exit(awstest.Main(m)) }
 // The functions under test, by directory name under functions/.
 const (
 	fnTokenRefresh  = "token-refresh"
-	fnCreateLink    = "create-link"
+	fnCreateLink    = "links-api"
 	fnEventWebhook  = "event-webhook"
 	fnReportRequest = "report-request"
 	fnReportWebhook = "report-webhook"
@@ -52,13 +52,13 @@ const (
 	simAccessKey = "ak-lambda-scenario"
 	simSecretKey = "sk-lambda-scenario-3f9a1c"
 
-	// The CPF of create-link-post.json, as sent and bare.
+	// The CPF of links-api-post.json, as sent and bare.
 	cpfFormatted = "529.982.247-25"
 	cpfBare      = "52998224725"
 
-	// The redirectURL host of create-link-post.json.
+	// The redirectURL host of links-api-post.json.
 	redirectHost = "app.example.com"
-	// The report webhook create-link derives from the fixtures' domain.
+	// The report webhook links-api derives from the fixtures' domain.
 	derivedWebhookURL = "https://abc123.execute-api.sa-east-1.amazonaws.com/webhooks/klavi/reports"
 
 	// Placeholders the fixtures carry, replaced with live ids at run time.

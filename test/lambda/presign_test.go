@@ -82,7 +82,7 @@ func resign(t *testing.T, u *url.URL, key string, expires string) string {
 	return su.Query().Get("X-Amz-Signature")
 }
 
-// TestPresignedDownloads signs URLs with the Presigner create-link uses
+// TestPresignedDownloads signs URLs with the Presigner links-api uses
 // (the SDK's S3 presign client) and fetches them from the emulator's S3
 // over HTTP.
 //

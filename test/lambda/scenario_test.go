@@ -176,7 +176,7 @@ func (s *scenario) createLink(t *testing.T) {
 	before := len(d.sim.Requests())
 	start := time.Now()
 
-	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-post.json"))
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-post.json"))
 	if status != http.StatusCreated {
 		t.Fatalf("POST /links = %d %s, want 201", status, body)
 	}
@@ -272,10 +272,10 @@ func (s *scenario) createLink(t *testing.T) {
 	}
 }
 
-// view gets the link view through create-link's GET route.
+// view gets the link view through links-api's GET route.
 func (s *scenario) view(t *testing.T) linkView {
 	t.Helper()
-	status, body := s.d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get.json", fixtureLinkID, s.linkID))
+	status, body := s.d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-get.json", fixtureLinkID, s.linkID))
 	if status != http.StatusOK {
 		t.Fatalf("GET /links/{linkId} = %d %s, want 200", status, body)
 	}
@@ -571,7 +571,7 @@ func (s *scenario) manualRequest(t *testing.T) {
 	d := s.d
 	before := len(d.sim.Requests())
 
-	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-reports.json", fixtureLinkID, s.linkID))
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-reports.json", fixtureLinkID, s.linkID))
 	if status != http.StatusAccepted {
 		t.Fatalf("POST /links/{linkId}/reports = %d %s, want 202", status, body)
 	}
@@ -671,7 +671,7 @@ func (s *scenario) reconcile(t *testing.T) {
 func (s *scenario) access(t *testing.T) {
 	d := s.d
 	before := len(d.sim.Requests())
-	ownerReports := fixture(t, "create-link-reports.json", fixtureLinkID, s.linkID)
+	ownerReports := fixture(t, "links-api-reports.json", fixtureLinkID, s.linkID)
 
 	// The manual request made a moment ago is not made again: 429 with
 	// Retry-After, decided in DynamoDB, and Klavi is not asked.
@@ -693,12 +693,12 @@ func (s *scenario) access(t *testing.T) {
 	}
 
 	// No identity: 401, whatever the id.
-	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-no-identity.json", fixtureLinkID, s.linkID))
+	status, body := d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-get-no-identity.json", fixtureLinkID, s.linkID))
 	if status != http.StatusUnauthorized || !strings.Contains(string(body), `"unauthenticated"`) {
 		t.Errorf("GET without identity = %d %s, want 401 unauthenticated", status, body)
 	}
 	// The back office reads another caller's link.
-	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-admin.json", fixtureLinkID, s.linkID))
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-get-admin.json", fixtureLinkID, s.linkID))
 	if status != http.StatusOK || !strings.Contains(string(body), s.linkID) {
 		t.Errorf("GET as the back office = %d %s, want 200 with the link", status, body)
 	}
@@ -719,15 +719,15 @@ func (s *scenario) access(t *testing.T) {
 	if it := d.item(t, "LINK#"+orphan, "#LINK"); attr(it, "origin") != "webhook" || attr(it, "owner") != "" {
 		t.Fatalf("link from the event: origin %q owner %q, want webhook and none", attr(it, "origin"), attr(it, "owner"))
 	}
-	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get.json", fixtureLinkID, orphan))
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-get.json", fixtureLinkID, orphan))
 	if status != http.StatusNotFound || !strings.Contains(string(body), `"link_not_found"`) {
 		t.Errorf("GET of an unowned link by an ordinary caller = %d %s, want 404 link_not_found", status, body)
 	}
-	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-reports.json", fixtureLinkID, orphan))
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-reports.json", fixtureLinkID, orphan))
 	if status != http.StatusNotFound {
 		t.Errorf("POST reports of an unowned link by an ordinary caller = %d %s, want 404", status, body)
 	}
-	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "create-link-get-admin.json", fixtureLinkID, orphan))
+	status, body = d.invokeHTTP(t, fnCreateLink, fixture(t, "links-api-get-admin.json", fixtureLinkID, orphan))
 	if status != http.StatusOK || !strings.Contains(string(body), consentID) {
 		t.Errorf("GET of an unowned link by the back office = %d %s, want 200 with its consent", status, body)
 	}
@@ -736,13 +736,13 @@ func (s *scenario) access(t *testing.T) {
 	}
 }
 
-// invokeResponse invokes create-link with an HTTP API event and returns
+// invokeResponse invokes links-api with an HTTP API event and returns
 // its whole answer, headers included.
 func (s *scenario) invokeResponse(t *testing.T, event []byte) events.APIGatewayV2HTTPResponse {
 	t.Helper()
 	var resp events.APIGatewayV2HTTPResponse
 	if err := json.Unmarshal(s.d.invoke(t, fnCreateLink, event), &resp); err != nil {
-		t.Fatalf("create-link answer is not an HTTP API response: %v", err)
+		t.Fatalf("links-api answer is not an HTTP API response: %v", err)
 	}
 	return resp
 }

@@ -49,7 +49,7 @@ func BenchmarkLoadBurst(b *testing.B) {
 func benchName(route string) string {
 	switch route {
 	case routeCreateLink:
-		return "create-link"
+		return "links-api"
 	case routeGetLink:
 		return "get-link"
 	case routeEvents:

@@ -46,7 +46,7 @@ type route struct {
 }
 
 var routes = []route{
-	{"create-link", newCreateLink},
+	{"links-api", newCreateLink},
 	{"event-webhook", newEventWebhook},
 	{"report-webhook", newReportWebhook},
 	{"report-request", newReportRequest},
@@ -103,7 +103,7 @@ func handle(ctx context.Context, tb testing.TB, h httpHandler, req httpapi.Reque
 }
 
 // newLink stores an API-created link for a new id, around the proxies, as
-// create-link left it.
+// links-api left it.
 func (d *deployment) newLink(ctx context.Context, tb testing.TB, linkID string) {
 	tb.Helper()
 	now := d.now()
@@ -129,7 +129,7 @@ func newCreateLink(tb testing.TB, d *deployment, in *instance) driver {
 			AllowedRedirectHosts: []string{"app.example.com"},
 			Now:                  d.now,
 		}),
-		req: loadEvent(tb, "create-link-post.json"),
+		req: loadEvent(tb, "links-api-post.json"),
 	}
 }
 
@@ -144,7 +144,7 @@ func (c *createLink) send(ctx context.Context, tb testing.TB) {
 }
 
 // eventWebhook is POST /webhooks/klavi/events: each request a new signed
-// consent_authorised event for a link create-link stored.
+// consent_authorised event for a link links-api stored.
 type eventWebhook struct {
 	d    *deployment
 	h    *eventwebhook.Handler

@@ -23,7 +23,7 @@ const requestsPerRun = 1000
 // per deployment while the schedule runs.
 const barWindow = 25 * time.Minute
 
-// tokenPath is one create-link instance on the token path: the real
+// tokenPath is one links-api instance on the token path: the real
 // handler, Klavi client and token source over Secrets Manager. Its link
 // store is in memory: DynamoDB's cost per request is BenchmarkWarmCalls'
 // subject, and 1,000 emulator writes per run would make the run long
@@ -45,7 +45,7 @@ func newTokenPath(tb testing.TB, d *deployment) *tokenPath {
 			AllowedRedirectHosts: []string{"app.example.com"},
 			Now:                  d.now,
 		}),
-		req: loadEvent(tb, "create-link-post.json"),
+		req: loadEvent(tb, "links-api-post.json"),
 	}
 }
 
@@ -59,7 +59,7 @@ func (p *tokenPath) request(ctx context.Context, tb testing.TB) {
 type scheduleRun struct {
 	elapsed   time.Duration
 	refreshes int   // scheduled token-refresh runs, each one /refresh or /auth
-	requests  int   // create-link requests the instance served
+	requests  int   // links-api requests the instance served
 	calls     calls // counted at the proxies: the deployment's Klavi calls, the instance's AWS calls
 }
 
@@ -69,7 +69,7 @@ func (r scheduleRun) authPer25Min() float64 {
 }
 
 // schedule drives a deployment on a fake clock: token-refresh runs every
-// period from start, and one create-link instance serves requests spread
+// period from start, and one links-api instance serves requests spread
 // evenly over the time.
 type schedule struct {
 	clock  *fakeClock
@@ -152,7 +152,7 @@ func refreshPeriod(tb testing.TB) time.Duration {
 
 // BenchmarkTokenPath1000 reports the token path's external calls.
 //
-// warm: one create-link instance, the token secret filled by token-refresh
+// warm: one links-api instance, the token secret filled by token-refresh
 // first and the instance warmed by one request; each iteration is 1,000
 // requests within the token's lifetime. auth/1000req and secrets/1000req
 // are Klavi /auth calls and Secrets Manager reads per 1,000 requests. Bars:

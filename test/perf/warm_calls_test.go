@@ -22,7 +22,7 @@ func warmUp(tb testing.TB, d *deployment, r route) (*instance, driver) {
 // route, counted at the proxies during the timed loop and divided by the
 // requests: klavi/op (every Klavi call, /auth included), auth/op,
 // dynamodb/op, s3/op and secrets/op (Secrets Manager reads). Design bars:
-// create-link Klavi 1 + DynamoDB 1; event-webhook DynamoDB <= 2;
+// links-api Klavi 1 + DynamoDB 1; event-webhook DynamoDB <= 2;
 // report-webhook S3 1 + DynamoDB <= 2; no Secrets Manager read and no
 // /auth on a warm request. report-request has no bar.
 //

@@ -374,9 +374,9 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 	})
 
 	t.Run("API may invoke the functions", func(t *testing.T) {
-		api := "arn:aws:execute-api:" + awstest.Region + ":" + accountOf(t, configs["CreateLinkFunction"].FunctionArn) + ":" + standIns["HttpApi"].ref
+		api := "arn:aws:execute-api:" + awstest.Region + ":" + accountOf(t, configs["LinksApiFunction"].FunctionArn) + ":" + standIns["HttpApi"].ref
 		want := map[string][]string{
-			"CreateLinkFunction":    {api + "/*/GET/links/*", api + "/*/POST/links", api + "/*/POST/links/*/reports"},
+			"LinksApiFunction":    {api + "/*/GET/links/*", api + "/*/POST/links", api + "/*/POST/links/*/reports"},
 			"EventWebhookFunction":  {api + "/*/POST/webhooks/klavi/events"},
 			"ReportWebhookFunction": {api + "/*/POST/webhooks/klavi/reports"},
 		}
@@ -415,7 +415,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			"AlarmTopicArn":        phys["AlarmTopic"],
 			"DeadLetterQueueUrl":   phys["DeadLetterQueue"],
 			"EventBusName":         stackName + "-klavi-link",
-			"EventBusArn":          "arn:aws:events:" + awstest.Region + ":" + accountOf(t, configs["CreateLinkFunction"].FunctionArn) + ":event-bus/" + stackName + "-klavi-link",
+			"EventBusArn":          "arn:aws:events:" + awstest.Region + ":" + accountOf(t, configs["LinksApiFunction"].FunctionArn) + ":event-bus/" + stackName + "-klavi-link",
 		}
 		got := map[string]string{}
 		for _, s := range described.Stacks {
@@ -424,7 +424,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 			}
 		}
 		// The archive's name is generated: check what it is instead.
-		archive := strings.TrimPrefix(got["EventArchiveArn"], "arn:aws:events:"+awstest.Region+":"+accountOf(t, configs["CreateLinkFunction"].FunctionArn)+":archive/")
+		archive := strings.TrimPrefix(got["EventArchiveArn"], "arn:aws:events:"+awstest.Region+":"+accountOf(t, configs["LinksApiFunction"].FunctionArn)+":archive/")
 		a, err := eventbridge.NewFromConfig(cfg).DescribeArchive(ctx, &eventbridge.DescribeArchiveInput{ArchiveName: aws.String(archive)})
 		if err != nil {
 			t.Fatalf("describe archive %q of output EventArchiveArn %q: %v", archive, got["EventArchiveArn"], err)

@@ -119,7 +119,7 @@ func ofType(res map[string]map[string]any, typ string) []string {
 // build-<LogicalId> targets expect.
 func functionIDs() []string {
 	return []string{
-		"CreateLinkFunction",
+		"LinksApiFunction",
 		"EventWebhookFunction",
 		"ReportRequestFunction",
 		"ReportWebhookFunction",

@@ -82,9 +82,9 @@ func TestTemplateProperties(t *testing.T) {
 		}
 		frontend := func(jwt bool) route {
 			if jwt {
-				return route{Function: "CreateLinkFunction", Auth: "JWT", Authorizer: "JwtAuthorizer"}
+				return route{Function: "LinksApiFunction", Auth: "JWT", Authorizer: "JwtAuthorizer"}
 			}
-			return route{Function: "CreateLinkFunction", Auth: "AWS_IAM"}
+			return route{Function: "LinksApiFunction", Auth: "AWS_IAM"}
 		}
 		for _, jwt := range []bool{true, false} {
 			want := map[string]route{

@@ -1,4 +1,4 @@
-// Command create-link is the links API behind API Gateway: POST /links
+// Command links-api is the links API behind API Gateway: POST /links
 // creates a Klavi link, GET /links/{linkId} returns the link view, POST
 // /links/{linkId}/reports requests the link's reports now, GET
 // /links/{linkId}/reports/{productReportId} signs a report's download URL,
@@ -25,18 +25,18 @@ import (
 
 func main() {
 	ctx := context.Background()
-	app, err := lambdaapp.Load(ctx, "create-link",
+	app, err := lambdaapp.Load(ctx, "links-api",
 		appconfig.EnvLinksTable, appconfig.EnvReportsBucket, appconfig.EnvCredentialsSecret, appconfig.EnvTokenSecret)
 	if err != nil {
-		lambdaapp.Fatal(nil, "start create-link", err)
+		lambdaapp.Fatal(nil, "start links-api", err)
 	}
 	tokens, err := app.Tokens()
 	if err != nil {
-		lambdaapp.Fatal(app.Logger, "start create-link", err)
+		lambdaapp.Fatal(app.Logger, "start links-api", err)
 	}
 	kc, err := app.Klavi(tokens)
 	if err != nil {
-		lambdaapp.Fatal(app.Logger, "start create-link", err)
+		lambdaapp.Fatal(app.Logger, "start links-api", err)
 	}
 	store := linkstore.NewDynamo(dynamodb.NewFromConfig(app.AWS), app.Config.LinksTable)
 	s3c := s3.NewFromConfig(app.AWS)
@@ -44,7 +44,7 @@ func main() {
 	// Signing needs no call; the policy lets it sign for reports/ only.
 	presigner, err := reportstore.NewPresigner(s3.NewPresignClient(s3c), app.Config.ReportsBucket, app.Config.ReportURLTTL)
 	if err != nil {
-		lambdaapp.Fatal(app.Logger, "start create-link", err)
+		lambdaapp.Fatal(app.Logger, "start links-api", err)
 	}
 	// The report deleter serves DELETE /links/{linkId}, which purges as
 	// consent_deleted_by_user does.
