@@ -16,7 +16,7 @@ type bar struct {
 // These are counts of calls, not timings.
 func TestWarmCallCountsWithinBars(t *testing.T) {
 	bars := map[string]bar{
-		"links-api":    {klavi: 1, dynamodb: 1},
+		"links-api":      {klavi: 1, dynamodb: 1},
 		"event-webhook":  {dynamodb: 2},
 		"report-webhook": {s3: 1, dynamodb: 2},
 		// No bar in the design. Claim the consent (UpdateItem), read the

@@ -376,7 +376,7 @@ func TestTemplateDeploysToEmulator(t *testing.T) {
 	t.Run("API may invoke the functions", func(t *testing.T) {
 		api := "arn:aws:execute-api:" + awstest.Region + ":" + accountOf(t, configs["LinksApiFunction"].FunctionArn) + ":" + standIns["HttpApi"].ref
 		want := map[string][]string{
-			"LinksApiFunction":    {api + "/*/GET/links/*", api + "/*/POST/links", api + "/*/POST/links/*/reports"},
+			"LinksApiFunction":      {api + "/*/GET/links/*", api + "/*/POST/links", api + "/*/POST/links/*/reports"},
 			"EventWebhookFunction":  {api + "/*/POST/webhooks/klavi/events"},
 			"ReportWebhookFunction": {api + "/*/POST/webhooks/klavi/reports"},
 		}
