@@ -32,7 +32,9 @@ const (
 
 // Valid test tax ids (check digits correct).
 const (
-	testCPF        = "12345678909"
+	testCPF = "12345678909"
+	// testOwner is the caller the links-api-*.json events carry (JWT sub).
+	testOwner      = "user-123"
 	testCPFMasked  = "123.456.789-09"
 	testCNPJ       = "11222333000181"
 	testCNPJMasked = "11.222.333/0001-81"
@@ -108,6 +110,7 @@ func personalLink(id string) linkstore.Link {
 		LinkID:           id,
 		TaxIDType:        linkstore.TaxIDPersonal,
 		TaxID:            testCPF,
+		Owner:            testOwner,
 		ReportWebhookURL: testWebhookURL,
 		ExternalInfo:     json.RawMessage(`{"customerRef":"cus_42"}`),
 		CreatedAt:        testStart.Add(-time.Hour),
