@@ -134,6 +134,7 @@ func (w *world) simLink(t *testing.T, kind linkstore.TaxIDType, taxID string) st
 		LinkID:           link.LinkID,
 		TaxIDType:        kind,
 		TaxID:            taxID,
+		Owner:            testOwner,
 		InstitutionCode:  "260",
 		ReportWebhookURL: testWebhookURL,
 		ExternalInfo:     req.ExternalInfo,
