@@ -181,7 +181,6 @@ func (h *Handler) deleteLink(ctx context.Context, req httpapi.Request, linkID st
 		return httpapi.Error(http.StatusServiceUnavailable, "deletion_in_progress", "The link is being deleted by another request. Try again shortly.")
 	case errors.Is(err, revocation.ErrIncomplete):
 		h.log.ErrorContext(ctx, "delete link: revoke", "linkId", linkID, "error", err)
-		h.metric.Count("DeletionsDeferred", 1)
 		_, code, message := revokeFailure(err)
 		if code == "klavi_error" {
 			return httpapi.Error(http.StatusBadGateway, code, "Klavi could not revoke a consent; the deletion will be finished later, or ask again.")
