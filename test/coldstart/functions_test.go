@@ -99,5 +99,6 @@ func dependencyEnv(tb testing.TB) []string {
 		"REPORTS_BUCKET=coldstart-reports",
 		"ALLOWED_REDIRECT_HOSTS=app.example.com",
 		"REPORT_WEBHOOK_URL=https://api.example.com/webhooks/klavi/reports",
+		"EVENT_BUS_NAME=coldstart-bus",
 	}
 }
