@@ -200,6 +200,13 @@ func (l *Link) DeletionRequested() bool {
 	return l.PurgedAt.IsZero() && l.PurgeReason == PurgeDeletedByRequest
 }
 
+// Erasing reports whether the link's data is on its way out and not purged
+// yet: the fintech asked for its deletion, or the user deleted it at Klavi
+// and the purge is pending work. Nothing may be requested for such a link.
+func (l *Link) Erasing() bool {
+	return l.DeletionRequested() || (l.PurgedAt.IsZero() && l.Pending.Work == WorkPurge)
+}
+
 // Status derives the link status from its parts; see the package doc for
 // the rule.
 func (l *Link) Status(now time.Time) string {

@@ -52,7 +52,7 @@ type ConsentRequest struct {
 // invocation is left to call Klavi for the next consent (the requests
 // already made are then returned with it).
 func (h *Service) RequestForLink(ctx context.Context, link *linkstore.Link, products []string, fallbackWebhookURL string) ([]ConsentRequest, error) {
-	if !link.PurgedAt.IsZero() || link.DeletionRequested() {
+	if !link.PurgedAt.IsZero() || link.Erasing() {
 		return nil, fmt.Errorf("request reports for link %s: %w", link.LinkID, ErrLinkPurged)
 	}
 	if len(products) == 0 {

@@ -90,9 +90,9 @@ func (h *Service) RequestForConsent(ctx context.Context, linkID, consentID, trig
 		h.skipped(ctx, linkID, consentID, trigger, ReasonPurged)
 		return "", nil
 	}
-	if link.DeletionRequested() {
-		// A consent authorised late, while the deletion waits for Klavi,
-		// must not fetch the data the fintech asked to erase.
+	if link.Erasing() {
+		// A consent authorised late, while the deletion waits for Klavi
+		// or for its purge, must not fetch the data that is to be erased.
 		h.skipped(ctx, linkID, consentID, trigger, ReasonDeletionRequested)
 		return "", nil
 	}

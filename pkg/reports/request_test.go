@@ -158,6 +158,22 @@ func TestRequestForConsentNothingToDo(t *testing.T) {
 			consentID:  "c-1",
 			wantReason: ReasonDeletionRequested,
 		},
+		{
+			// The user deleted the whole link at Klavi (no consent named)
+			// and the purge is pending work: nothing is fetched meanwhile.
+			name: "purge pending",
+			setup: func(t *testing.T, e *env) {
+				seed(t, e.store.MemoryStore, personalLink("l-1"), authorised("c-1", "260"))
+				if _, err := e.store.MemoryStore.ApplyEvent(t.Context(), linkstore.EventChange{
+					EventID: "ev-delete-link", EventName: "consent_deleted_by_user", LinkID: "l-1",
+					ConsentStatus: klavi.ConsentDeletedByUser, EventTime: testStart, ReceivedAt: testStart,
+				}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			consentID:  "c-1",
+			wantReason: ReasonDeletionRequested,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
