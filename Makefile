@@ -4,10 +4,15 @@
 SHELL := /bin/bash
 GO ?= go
 
-# go.mod pins the toolchain (standard-library security fixes); let the go
-# command fetch it from the module proxy even where the machine defaults to
-# GOTOOLCHAIN=local.
+# go.mod's toolchain line pins go1.26.11 (standard-library security fixes
+# govulncheck reports for earlier 1.26 releases); let the go command fetch it
+# from the module proxy even where the machine defaults to GOTOOLCHAIN=local.
+# The go line stays at the oldest 1.26 release that compiles the module, so
+# that plain go commands (go vet, go test -short) still run on such a
+# machine; shipped binaries are held to the pinned toolchain by
+# check-toolchain below.
 export GOTOOLCHAIN := auto
+MIN_TOOLCHAIN := go1.26.11
 
 # govulncheck's database, built offline from this version of the
 # golang.org/x/vulndb module (the build machines reach only the module proxy).
@@ -24,7 +29,7 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 # Bounded fuzzing in `make test`: each fuzz target runs for this long.
 FUZZTIME ?= 10s
 
-.PHONY: all build test unit fuzz lint vulndb bench run deploy clean help $(addprefix build-fn-,$(FUNCTIONS))
+.PHONY: all build check-toolchain test unit fuzz lint vulndb bench run deploy clean help $(addprefix build-fn-,$(FUNCTIONS))
 
 all: lint test build
 
@@ -38,7 +43,15 @@ help:
 
 build: $(addprefix build-fn-,$(FUNCTIONS))
 
-$(addprefix build-fn-,$(FUNCTIONS)): build-fn-%:
+# check-toolchain refuses to build Lambda binaries with a Go older than
+# MIN_TOOLCHAIN (GOTOOLCHAIN=local on an older Go, say).
+check-toolchain:
+	@v=$$($(GO) env GOVERSION); \
+	if [ "$$(printf '%s\n%s\n' "$(MIN_TOOLCHAIN)" "$$v" | sort -V | head -1)" != "$(MIN_TOOLCHAIN)" ]; then \
+		echo "Go $$v builds binaries with known standard-library vulnerabilities: use $(MIN_TOOLCHAIN) or later (GOTOOLCHAIN=auto fetches it)"; exit 1; \
+	fi
+
+$(addprefix build-fn-,$(FUNCTIONS)): build-fn-%: check-toolchain
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o bin/$*/bootstrap ./functions/$*
 
 # Targets `sam build` calls (Metadata: BuildMethod: makefile): build-<LogicalId>,
@@ -51,7 +64,7 @@ FN_TokenRefresh  := token-refresh
 FN_Reconcile     := reconcile
 FN_IntegrationEvents := integration-events
 
-build-%Function:
+build-%Function: check-toolchain
 	@test -n "$(FN_$*)" || { echo "no function directory for logical id $*Function"; exit 1; }
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(FN_$*)
 

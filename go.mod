@@ -1,6 +1,8 @@
 module github.com/openfinance-br/klavi-link-lambda
 
-go 1.26.11
+go 1.26.8
+
+toolchain go1.26.11
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1
