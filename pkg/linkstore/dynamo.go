@@ -297,11 +297,34 @@ func (s *DynamoStore) eventConsentUpdate(e EventChange) *types.Update {
 // request yet and no live claim. Otherwise it fails with ErrNotFound,
 // ErrDuplicate (request already made), ErrNotAuthorised or ErrLeaseHeld.
 func (s *DynamoStore) ClaimAutoRequest(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
+	return s.claimConsent(ctx, requestClaim, linkID, consentID, lease, now)
+}
+
+// consentClaim is one kind of claim on an AUTHORISED consent: a lease that
+// lets one caller make a Klavi call for it once. The automatic report
+// request and the revocation each have one.
+type consentClaim struct {
+	what      string // names the claim in errors
+	leaseAttr string // when the live claim ends
+	doneAttr  string // set once the claimed work is recorded
+	// why tells, from the consent as it was, why the claim failed.
+	why func(c Consent, now time.Time) error
+}
+
+var (
+	requestClaim = consentClaim{what: "claim consent", leaseAttr: attrLeaseUntil, doneAttr: attrRequestID, why: claimError}
+	revokeClaim  = consentClaim{what: "claim revoke of consent", leaseAttr: attrRevokeLease, doneAttr: attrRevokeRequested, why: revokeClaimError}
+)
+
+// claimConsent takes claim c on the consent until now+lease, with one
+// conditional update: the consent is AUTHORISED, the claimed work is not
+// recorded and no claim of the kind is live.
+func (s *DynamoStore) claimConsent(ctx context.Context, c consentClaim, linkID, consentID string, lease time.Duration, now time.Time) error {
 	u := newUpdate()
-	u.set(attrLeaseUntil, timeValue(now.Add(lease)))
+	u.set(c.leaseAttr, timeValue(now.Add(lease)))
 	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s AND attribute_not_exists(%s) AND (attribute_not_exists(%s) OR %s <= %s)",
-		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(string(klavi.ConsentAuthorised))), u.name(attrRequestID),
-		u.name(attrLeaseUntil), u.name(attrLeaseUntil), u.value("now", timeValue(now)))
+		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(string(klavi.ConsentAuthorised))), u.name(c.doneAttr),
+		u.name(c.leaseAttr), u.name(c.leaseAttr), u.value("now", timeValue(now)))
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           s.table,
 		Key:                                 consentKey(linkID, consentID),
@@ -316,14 +339,14 @@ func (s *DynamoStore) ClaimAutoRequest(ctx context.Context, linkID, consentID st
 		// The old item comes with the failure, so telling why needs no read.
 		err = ErrNotFound
 		if len(ccf.Item) > 0 {
-			err = claimError(decodeConsent(ccf.Item), now)
+			err = c.why(decodeConsent(ccf.Item), now)
 		}
 		if err == nil { // cannot happen with a consistent old item; be safe
 			err = ErrLeaseHeld
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("claim consent %s/%s: %w", linkID, consentID, err)
+		return fmt.Errorf("%s %s/%s: %w", c.what, linkID, consentID, err)
 	}
 	return nil
 }
@@ -520,34 +543,7 @@ func (s *DynamoStore) RequestDeletion(ctx context.Context, linkID string, now ti
 // revocation was not recorded yet and no claim is live. Otherwise it fails
 // with ErrNotFound, ErrRevokeRequested, ErrNotAuthorised or ErrLeaseHeld.
 func (s *DynamoStore) ClaimRevoke(ctx context.Context, linkID, consentID string, lease time.Duration, now time.Time) error {
-	u := newUpdate()
-	u.set(attrRevokeLease, timeValue(now.Add(lease)))
-	cond := fmt.Sprintf("attribute_exists(%s) AND %s = %s AND attribute_not_exists(%s) AND (attribute_not_exists(%s) OR %s <= %s)",
-		u.name(attrPK), u.name(attrStatus), u.value("authorised", str(string(klavi.ConsentAuthorised))), u.name(attrRevokeRequested),
-		u.name(attrRevokeLease), u.name(attrRevokeLease), u.value("now", timeValue(now)))
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           s.table,
-		Key:                                 consentKey(linkID, consentID),
-		UpdateExpression:                    u.expression(),
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            u.namesOrNil(),
-		ExpressionAttributeValues:           u.valuesOrNil(),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		err = ErrNotFound
-		if len(ccf.Item) > 0 {
-			err = revokeClaimError(decodeConsent(ccf.Item), now)
-		}
-		if err == nil { // cannot happen with a consistent old item; be safe
-			err = ErrLeaseHeld
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("claim revoke of consent %s/%s: %w", linkID, consentID, err)
-	}
-	return nil
+	return s.claimConsent(ctx, revokeClaim, linkID, consentID, lease, now)
 }
 
 // RecordRevoke records that Klavi accepted the consent's revocation at
