@@ -1,14 +1,10 @@
 package reportstream
 
 import (
-	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +13,6 @@ import (
 	"github.com/openfinance-br/klavi-link-lambda/pkg/httpapi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/klavi"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkapi"
-	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/linkstore/linkstoretest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/metrics/metricstest"
 	"github.com/openfinance-br/klavi-link-lambda/pkg/reports"
@@ -32,16 +27,16 @@ const (
 
 // Valid test tax ids (check digits correct).
 const (
-	testCPF = "12345678909"
+	testCPF = reportstest.CPF
 	// testOwner is the caller the links-api-*.json events carry (JWT sub).
-	testOwner      = "user-123"
-	testCPFMasked  = "123.456.789-09"
-	testCNPJ       = "11222333000181"
-	testCNPJMasked = "11.222.333/0001-81"
-	testWebhookURL = "https://api.example.com/webhooks/klavi/reports"
+	testOwner      = reportstest.Owner
+	testCPFMasked  = reportstest.CPFMasked
+	testCNPJ       = reportstest.CNPJ
+	testCNPJMasked = reportstest.CNPJMasked
+	testWebhookURL = reportstest.WebhookURL
 )
 
-var testStart = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+var testStart = reportstest.Start
 
 // env is the stream handler over the report service, over fakes; api is
 // the links API over the same service, for tests that drive both callers.
@@ -84,85 +79,6 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	e.h = New(e.svc, cfg)
 	e.api = linkapi.New(nil, e.store, e.svc, linkapi.Config{Logger: logger, Metrics: e.metrics.Recorder, Now: e.clock.Now})
 	return e
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// personalLink is a link created through the API for a CPF.
-func personalLink(id string) linkstore.Link {
-	return linkstore.Link{
-		LinkID:           id,
-		TaxIDType:        linkstore.TaxIDPersonal,
-		TaxID:            testCPF,
-		Owner:            testOwner,
-		ReportWebhookURL: testWebhookURL,
-		ExternalInfo:     json.RawMessage(`{"customerRef":"cus_42"}`),
-		CreatedAt:        testStart.Add(-time.Hour),
-		ExpiresAt:        testStart.Add(-30 * time.Minute),
-	}
-}
-
-// seed stores l and its consents, each set by an event.
-func seed(t *testing.T, s *linkstoretest.MemoryStore, l linkstore.Link, consents ...linkstore.Consent) {
-	t.Helper()
-	if err := s.CreateLink(t.Context(), l); err != nil {
-		t.Fatalf("seed link: %v", err)
-	}
-	for _, c := range consents {
-		setConsent(t, s, l.LinkID, c)
-	}
-}
-
-// setConsent applies a consent event moving c to its status, at
-// c.EventTime or testStart. At the same time a later lifecycle state wins.
-func setConsent(t *testing.T, s *linkstoretest.MemoryStore, linkID string, c linkstore.Consent) {
-	t.Helper()
-	at := c.EventTime
-	if at.IsZero() {
-		at = testStart
-	}
-	out, err := s.ApplyEvent(t.Context(), linkstore.EventChange{
-		EventID:         "ev-" + rand.Text(),
-		EventName:       "consent_" + strings.ToLower(string(c.Status)),
-		EventTime:       at,
-		ReceivedAt:      at,
-		LinkID:          linkID,
-		ConsentID:       c.ConsentID,
-		InstitutionCode: c.InstitutionCode,
-		ConsentStatus:   c.Status,
-	})
-	if err != nil || out != linkstore.Applied {
-		t.Fatalf("seed consent %s: outcome %q, error %v", c.ConsentID, out, err)
-	}
-}
-
-func authorised(id, institution string) linkstore.Consent {
-	return linkstore.Consent{ConsentID: id, InstitutionCode: institution, Status: klavi.ConsentAuthorised}
-}
-
-func getLink(t *testing.T, s *linkstoretest.MemoryStore, id string) *linkstore.Link {
-	t.Helper()
-	l, err := s.GetLink(t.Context(), id)
-	if err != nil {
-		t.Fatalf("get link %s: %v", id, err)
-	}
-	return l
 }
 
 func readFixture(t *testing.T, name string) []byte {
@@ -248,12 +164,14 @@ func failedSeqs(resp events.DynamoDBEventResponse) []string {
 	return out
 }
 
-// checkNoTaxID fails t when text holds a test tax id, bare or masked.
-func checkNoTaxID(t *testing.T, where, text string) {
-	t.Helper()
-	for _, id := range []string{testCPF, testCPFMasked, testCNPJ, testCNPJMasked} {
-		if strings.Contains(text, id) {
-			t.Errorf("%s contains a tax id:\n%s", where, text)
-		}
-	}
-}
+// The seeding helpers and tax-id scan shared by the report tests.
+var (
+	personalLink = reportstest.PersonalLink
+	seed         = reportstest.Seed
+	setConsent   = reportstest.SetConsent
+	authorised   = reportstest.Authorised
+	getLink      = reportstest.GetLink
+	checkNoTaxID = reportstest.CheckNoTaxID
+)
+
+type syncBuffer = reportstest.SyncBuffer
